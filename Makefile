@@ -1,0 +1,36 @@
+# One entry point for installing, the quickstart and the tests. Everything the project needs is installed
+# from here (never by hand); the install is skipped while pyproject.toml is unchanged.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.install-stamp
+
+.PHONY: install quickstart test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ambs-verify needs Python >= 3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+# The main job. Until training lands it demonstrates the estimators behind every certificate.
+quickstart: install
+	$(BIN)/ambs-verify bounds samples --eps 0.09 --delta 0.01
+	$(BIN)/ambs-verify bounds samples --eps 0.09 --delta 0.01 --theorem 2 --horizon 30
+	$(BIN)/ambs-verify bounds table --m 512 --delta 0.01
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: install
+	$(BIN)/python -m benchmarks.jax_bounds
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,3 @@
+from ambs_verify.cli import main
+
+main()

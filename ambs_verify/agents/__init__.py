@@ -1,0 +1,1 @@
+"""The pure JAX core: networks, RSSM, world model, actor-critic, shield, penalties (DESIGN.md §3)."""

@@ -1,0 +1,187 @@
+"""The ``ambs-verify`` command line: one typer app.
+
+Errors in what the user typed end in one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .estimators import EstimatorInputError, intervals, sample_size
+
+try:  # typer >= 0.20 vendors click; older releases depend on it
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover
+    from click.exceptions import ClickException
+
+app = typer.Typer(
+    name="ambs-verify",
+    help="Train safe RL agents with Approximate Model-Based Shielding and certify them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+bounds_app = typer.Typer(
+    help="Confidence bounds and sample sizes for violation probabilities.", no_args_is_help=True
+)
+app.add_typer(bounds_app, name="bounds")
+
+console = Console(soft_wrap=True)
+
+
+class UserError(Exception):
+    """Bad input from the command line; printed as one line, exit code 2."""
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"ambs-verify {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Train safe RL agents with Approximate Model-Based Shielding and certify them."""
+
+
+def _emit(payload: dict, as_json: bool, text: str) -> None:
+    if as_json:
+        print(json.dumps(payload, indent=2))
+    else:
+        console.print(text)
+
+
+class Theorem(StrEnum):
+    one = "1"
+    two = "2"
+
+
+@bounds_app.command("samples")
+def bounds_samples(
+    eps: Annotated[float, typer.Option(help="Accuracy ε (total, for Theorem 2).")],
+    delta: Annotated[float, typer.Option(help="Failure probability δ.")] = 0.01,
+    one_sided: Annotated[bool, typer.Option("--one-sided", help="One-sided (upper) accuracy.")] = False,
+    theorem: Annotated[
+        Theorem, typer.Option(help="AMBS Theorem 1 (exact model) or 2 (learned model).")
+    ] = Theorem.one,
+    model_share: Annotated[float, typer.Option(help="Theorem 2: fraction of ε left to model error.")] = 0.5,
+    horizon: Annotated[
+        int | None, typer.Option(help="Theorem 2: horizon n, to report the allowed α.")
+    ] = None,
+    method: Annotated[
+        str | None,
+        typer.Option(help="Invert this sound bound instead: smallest m with upper ≤ expected + ε."),
+    ] = None,
+    expected: Annotated[
+        float, typer.Option(help="With --method: the violation rate you expect to see.")
+    ] = 0.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full record as JSON.")] = False,
+) -> None:
+    """How many latent traces give an ε-accurate violation probability with probability 1 − δ."""
+    if method is not None:
+        result = sample_size.samples_for_upper_bound(expected, expected + eps, delta, method)
+        text = (
+            f"m = {result.m}  ({result.rule}: upper bound ≤ {expected + eps:g} at expected p = {expected:g}, "
+            f"δ = {delta:g})"
+        )
+    elif theorem is Theorem.one:
+        result = sample_size.theorem1(eps, delta, one_sided)
+        text = (
+            f"m = {result.m}  (Theorem 1, {'one' if one_sided else 'two'}-sided: ε = {eps:g}, δ = {delta:g})"
+        )
+    else:
+        result = sample_size.theorem2(eps, delta, model_share, horizon, one_sided)
+        text = (
+            f"m = {result.m}  (Theorem 2: ε = {eps:g} split {result.eps_model:g} model + "
+            f"{result.eps_sampling:g} sampling, δ = {delta:g}"
+            + (
+                f"; needs per-step model error α ≤ {result.alpha_max:.4g}"
+                if result.alpha_max is not None
+                else ""
+            )
+            + ")"
+        )
+    _emit(result.to_dict(), as_json, text)
+
+
+@bounds_app.command("interval")
+def bounds_interval(
+    k: Annotated[int, typer.Option(help="Violations observed.")],
+    m: Annotated[int, typer.Option(help="Samples (traces or episodes).")],
+    delta: Annotated[float, typer.Option(help="Failure probability δ.")] = 0.01,
+    method: Annotated[str, typer.Option(help=f"One of: {', '.join(intervals.METHODS)}.")] = "clopper-pearson",
+    side: Annotated[str, typer.Option(help="upper, lower or two-sided.")] = "upper",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
+) -> None:
+    """A confidence bound on the violation probability from k violations in m samples."""
+    result = intervals.interval(k, m, delta, method, side)
+    soundness = "sound" if result.sound else "NOT sound (approximate coverage)"
+    text = (
+        f"{result.method} {side} at {1 - delta:.6g}: p̂ = {result.estimate:.6g}, "
+        f"[{result.lower:.6g}, {result.upper:.6g}]  ({soundness})"
+    )
+    _emit(result.to_dict(), as_json, text)
+
+
+@bounds_app.command("table")
+def bounds_table(
+    m: Annotated[int, typer.Option(help="Samples.")] = 512,
+    delta: Annotated[float, typer.Option(help="Failure probability δ.")] = 0.01,
+    k: Annotated[str, typer.Option(help="Comma-separated violation counts.")] = "0,1,5,26,51",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+) -> None:
+    """Every method's one-sided upper bound for a few k, with its soundness."""
+    try:
+        ks = [int(x) for x in k.split(",") if x.strip()]
+    except ValueError as exc:
+        raise UserError(f"--k must be comma-separated integers, e.g. 0,1,5 (got {k!r})") from exc
+    rows = {name: intervals.interval(ks, m, delta, name, "upper") for name in intervals.METHODS}
+    if as_json:
+        print(
+            json.dumps(
+                {"m": m, "delta": delta, "k": ks, "rows": [r.to_dict() for r in rows.values()]}, indent=2
+            )
+        )
+        return
+    table = Table(title=f"one-sided upper bounds, m = {m}, δ = {delta:g}")
+    table.add_column("method")
+    table.add_column("sound")
+    for kk in ks:
+        table.add_column(f"k = {kk}", justify="right")
+    for name, r in rows.items():
+        table.add_row(name, "yes" if r.sound else "no", *(f"{u:.5f}" for u in r.upper))
+    console.print(table)
+
+
+def main() -> None:
+    """Console entry point: run the app, turning usage errors into one line and exit code 2."""
+    try:
+        code = app(standalone_mode=False)
+    except (UserError, EstimatorInputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except ClickException as exc:  # unknown option, missing value, wrong type
+        message = exc.format_message()
+        if message:  # empty for a group called without a command, which has already printed its help
+            print(f"error: {message}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code or 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Environments speaking gymnasium 1.x; cost comes as ``info["cost"]`` plus per-label flags (DESIGN.md §6)."""

@@ -1,0 +1,45 @@
+"""Bounds, sample sizes, sequential tests and composition for violation probabilities.
+
+Every number a certificate states comes from here. Pure numpy/scipy/statsmodels; the jit-able ``jax_bounds``
+variants are imported on demand so that this package does not pull JAX in.
+"""
+
+from .composition import (
+    ComposedBound,
+    DeltaSplit,
+    ModelErrorBound,
+    MultipleTestResult,
+    compose_real_bound,
+    model_error_bound,
+    multiple_test,
+    pvalue_below,
+    split_delta,
+)
+from .errors import EstimatorInputError
+from .intervals import METHODS, SOUND_METHODS, get_method, interval, lower_bound, upper_bound
+from .records import Interval
+from .sample_size import SampleSize, samples_for_upper_bound, theorem1, theorem2
+
+__all__ = [
+    "METHODS",
+    "SOUND_METHODS",
+    "ComposedBound",
+    "DeltaSplit",
+    "EstimatorInputError",
+    "Interval",
+    "ModelErrorBound",
+    "MultipleTestResult",
+    "SampleSize",
+    "compose_real_bound",
+    "get_method",
+    "interval",
+    "lower_bound",
+    "model_error_bound",
+    "multiple_test",
+    "pvalue_below",
+    "samples_for_upper_bound",
+    "split_delta",
+    "theorem1",
+    "theorem2",
+    "upper_bound",
+]

@@ -1,0 +1,1 @@
+"""Certificates, their schema and hashing, verification, and HTML/Markdown reports (DESIGN.md §5)."""
