@@ -29,9 +29,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-bounds_app = typer.Typer(
-    help="Confidence bounds and sample sizes for violation probabilities.", no_args_is_help=True
-)
+bounds_app = typer.Typer(help="Confidence bounds and sample sizes for violation probabilities.", no_args_is_help=True)
 app.add_typer(bounds_app, name="bounds")
 
 console = Console(soft_wrap=True)
@@ -73,20 +71,14 @@ def bounds_samples(
     eps: Annotated[float, typer.Option(help="Accuracy ε (total, for Theorem 2).")],
     delta: Annotated[float, typer.Option(help="Failure probability δ.")] = 0.01,
     one_sided: Annotated[bool, typer.Option("--one-sided", help="One-sided (upper) accuracy.")] = False,
-    theorem: Annotated[
-        Theorem, typer.Option(help="AMBS Theorem 1 (exact model) or 2 (learned model).")
-    ] = Theorem.one,
+    theorem: Annotated[Theorem, typer.Option(help="AMBS Theorem 1 (exact model) or 2 (learned model).")] = Theorem.one,
     model_share: Annotated[float, typer.Option(help="Theorem 2: fraction of ε left to model error.")] = 0.5,
-    horizon: Annotated[
-        int | None, typer.Option(help="Theorem 2: horizon n, to report the allowed α.")
-    ] = None,
+    horizon: Annotated[int | None, typer.Option(help="Theorem 2: horizon n, to report the allowed α.")] = None,
     method: Annotated[
         str | None,
         typer.Option(help="Invert this sound bound instead: smallest m with upper ≤ expected + ε."),
     ] = None,
-    expected: Annotated[
-        float, typer.Option(help="With --method: the violation rate you expect to see.")
-    ] = 0.0,
+    expected: Annotated[float, typer.Option(help="With --method: the violation rate you expect to see.")] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full record as JSON.")] = False,
 ) -> None:
     """How many latent traces give an ε-accurate violation probability with probability 1 − δ."""
@@ -98,19 +90,13 @@ def bounds_samples(
         )
     elif theorem is Theorem.one:
         result = sample_size.theorem1(eps, delta, one_sided)
-        text = (
-            f"m = {result.m}  (Theorem 1, {'one' if one_sided else 'two'}-sided: ε = {eps:g}, δ = {delta:g})"
-        )
+        text = f"m = {result.m}  (Theorem 1, {'one' if one_sided else 'two'}-sided: ε = {eps:g}, δ = {delta:g})"
     else:
         result = sample_size.theorem2(eps, delta, model_share, horizon, one_sided)
         text = (
             f"m = {result.m}  (Theorem 2: ε = {eps:g} split {result.eps_model:g} model + "
             f"{result.eps_sampling:g} sampling, δ = {delta:g}"
-            + (
-                f"; needs per-step model error α ≤ {result.alpha_max:.4g}"
-                if result.alpha_max is not None
-                else ""
-            )
+            + (f"; needs per-step model error α ≤ {result.alpha_max:.4g}" if result.alpha_max is not None else "")
             + ")"
         )
     _emit(result.to_dict(), as_json, text)
@@ -149,11 +135,7 @@ def bounds_table(
         raise UserError(f"--k must be comma-separated integers, e.g. 0,1,5 (got {k!r})") from exc
     rows = {name: intervals.interval(ks, m, delta, name, "upper") for name in intervals.METHODS}
     if as_json:
-        print(
-            json.dumps(
-                {"m": m, "delta": delta, "k": ks, "rows": [r.to_dict() for r in rows.values()]}, indent=2
-            )
-        )
+        print(json.dumps({"m": m, "delta": delta, "k": ks, "rows": [r.to_dict() for r in rows.values()]}, indent=2))
         return
     table = Table(title=f"one-sided upper bounds, m = {m}, δ = {delta:g}")
     table.add_column("method")

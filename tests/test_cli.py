@@ -31,9 +31,7 @@ def test_samples(extra, expected, monkeypatch, capsys):
     # KL case by hand: m >= ln(100) / KL(0.01 || 0.1) = 4.6052 / 0.071331 = 64.56.
     code, out, _ = run(["bounds", "samples", "--eps", "0.09", "--delta", "0.01", *extra], monkeypatch, capsys)
     assert code == 0 and f"m = {expected} " in out
-    code, out, _ = run(
-        ["bounds", "samples", "--eps", "0.09", "--delta", "0.01", *extra, "--json"], monkeypatch, capsys
-    )
+    code, out, _ = run(["bounds", "samples", "--eps", "0.09", "--delta", "0.01", *extra, "--json"], monkeypatch, capsys)
     assert code == 0 and json.loads(out)["m"] == expected
 
 
@@ -46,9 +44,7 @@ def test_interval_json(monkeypatch, capsys):
 
 
 def test_interval_text_flags_unsound(monkeypatch, capsys):
-    code, out, _ = run(
-        ["bounds", "interval", "--k", "2", "--m", "50", "--method", "wilson"], monkeypatch, capsys
-    )
+    code, out, _ = run(["bounds", "interval", "--k", "2", "--m", "50", "--method", "wilson"], monkeypatch, capsys)
     assert code == 0 and "NOT sound" in out
 
 
@@ -87,7 +83,5 @@ def test_bad_input_is_one_line_exit_2(args, fragment, monkeypatch, capsys):
 
 
 def test_version_from_installed_console_script():
-    result = subprocess.run(
-        [sys.executable, "-m", "ambs_verify", "--version"], capture_output=True, text=True
-    )
+    result = subprocess.run([sys.executable, "-m", "ambs_verify", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip() == f"ambs-verify {__version__}"

@@ -57,9 +57,7 @@ def test_composed_bound_adds_parts_and_deltas():
 
 
 def test_composed_bound_is_clipped_and_rejects_lower_only():
-    real = compose_real_bound(
-        interval(400, 512, 0.01, "hoeffding", "upper"), model_error_bound(90, 100, 1, 100, 0.01)
-    )
+    real = compose_real_bound(interval(400, 512, 0.01, "hoeffding", "upper"), model_error_bound(90, 100, 1, 100, 0.01))
     assert real.upper == 1.0
     with pytest.raises(EstimatorInputError, match="upper side"):
         compose_real_bound(interval(4, 512, 0.01, "kl", "lower"), model_error_bound(1, 10, 1, 10, 0.01))
@@ -67,9 +65,7 @@ def test_composed_bound_is_clipped_and_rejects_lower_only():
 
 def test_composed_bound_vectorised_over_states():
     k = np.array([0, 2, 8])
-    real = compose_real_bound(
-        interval(k, 512, 0.01, "kl", "upper"), model_error_bound(k // 2, 64, k, 512, 0.01)
-    )
+    real = compose_real_bound(interval(k, 512, 0.01, "kl", "upper"), model_error_bound(k // 2, 64, k, 512, 0.01))
     assert real.upper.shape == (3,) and np.all(np.diff(real.upper) > 0)
 
 

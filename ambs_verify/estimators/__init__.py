@@ -19,18 +19,36 @@ from .errors import EstimatorInputError
 from .intervals import METHODS, SOUND_METHODS, get_method, interval, lower_bound, upper_bound
 from .records import Interval
 from .sample_size import SampleSize, samples_for_upper_bound, theorem1, theorem2
+from .sequential import (
+    SPRT,
+    ConfidenceSequence,
+    Decision,
+    OperatingCharacteristic,
+    SPRTResult,
+    confidence_sequence,
+    cs_bounds,
+    cs_excludes,
+)
 
 __all__ = [
     "METHODS",
     "SOUND_METHODS",
+    "SPRT",
     "ComposedBound",
+    "ConfidenceSequence",
+    "Decision",
     "DeltaSplit",
     "EstimatorInputError",
     "Interval",
     "ModelErrorBound",
     "MultipleTestResult",
+    "OperatingCharacteristic",
+    "SPRTResult",
     "SampleSize",
     "compose_real_bound",
+    "confidence_sequence",
+    "cs_bounds",
+    "cs_excludes",
     "get_method",
     "interval",
     "lower_bound",

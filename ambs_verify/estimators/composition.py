@@ -95,9 +95,7 @@ def model_error_bound(
     validate_delta(delta)
     real = interval(k_real, m_real, delta / 2.0, method, "two-sided")
     model = interval(k_model, m_model, delta / 2.0, method, "two-sided")
-    gap = np.maximum(
-        np.maximum(np.subtract(real.upper, model.lower), np.subtract(model.upper, real.lower)), 0.0
-    )
+    gap = np.maximum(np.maximum(np.subtract(real.upper, model.lower), np.subtract(model.upper, real.lower)), 0.0)
     return ModelErrorBound(
         bound=gap if np.ndim(gap) else float(gap),
         delta=float(delta),

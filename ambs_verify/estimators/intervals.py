@@ -21,7 +21,7 @@ from scipy import special, stats
 from statsmodels.stats.proportion import proportion_confint
 
 from .errors import EstimatorInputError
-from .records import Interval
+from .records import Interval, scalar_or_array
 
 SIDES = ("upper", "lower", "two-sided")
 
@@ -209,9 +209,7 @@ def validate_counts(k, m, delta) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if not (np.all(np.isfinite(k)) and np.all(k >= 0)):
         raise EstimatorInputError(f"k must be a count >= 0 (got {_show(k)})")
     if np.any(k > m):
-        raise EstimatorInputError(
-            f"k must not exceed m: accepted 0 <= k <= m (got k={_show(k)}, m={_show(m)})"
-        )
+        raise EstimatorInputError(f"k must not exceed m: accepted 0 <= k <= m (got k={_show(k)}, m={_show(m)})")
     validate_delta(delta)
     return k, m, delta
 
@@ -226,11 +224,6 @@ def validate_delta(delta, name: str = "delta") -> np.ndarray:
 def _show(a: np.ndarray) -> str:
     a = np.asarray(a)
     return f"{a.item():g}" if a.size == 1 else np.array2string(a, threshold=6)
-
-
-def _scalar_or_array(a: np.ndarray) -> float | np.ndarray:
-    a = np.asarray(a, dtype=float)
-    return float(a) if a.ndim == 0 else a
 
 
 def interval(k, m, delta: float, method: str = "clopper-pearson", side: str = "two-sided") -> Interval:
@@ -265,14 +258,14 @@ def interval(k, m, delta: float, method: str = "clopper-pearson", side: str = "t
         lower = chosen.one_sided(k, m, delta_arr / 2.0, "lower")
         upper = chosen.one_sided(k, m, delta_arr / 2.0, "upper")
     return Interval(
-        estimate=_scalar_or_array(np.broadcast_to(k / m, shape)),
-        lower=_scalar_or_array(np.broadcast_to(lower, shape)),
-        upper=_scalar_or_array(np.broadcast_to(upper, shape)),
+        estimate=scalar_or_array(np.broadcast_to(k / m, shape)),
+        lower=scalar_or_array(np.broadcast_to(lower, shape)),
+        upper=scalar_or_array(np.broadcast_to(upper, shape)),
         method=chosen.name,
         sound=chosen.sound,
-        delta=_scalar_or_array(delta_arr),
-        k=_scalar_or_array(k),
-        m=_scalar_or_array(m),
+        delta=scalar_or_array(delta_arr),
+        k=scalar_or_array(k),
+        m=scalar_or_array(m),
         side=side,
     )
 

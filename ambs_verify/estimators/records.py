@@ -31,6 +31,17 @@ def _restore(value: Any) -> Any:
     return value
 
 
+def scalar_or_array(a) -> float | np.ndarray:
+    """A 0-d result as a Python float, anything else as a float array (records keep scalars plain)."""
+    a = np.asarray(a, dtype=float)
+    return float(a) if a.ndim == 0 else a
+
+
+def scalar_or_int_array(a) -> int | np.ndarray:
+    a = np.asarray(a, dtype=np.int64)
+    return int(a) if a.ndim == 0 else a
+
+
 class Record:
     """Mixin: JSON serialisation for frozen dataclasses whose fields are numbers, arrays or strings."""
 
@@ -45,9 +56,7 @@ class Record:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - names
         if unknown:
-            raise ValueError(
-                f"unknown fields for {cls.__name__}: {sorted(unknown)}; expected {sorted(names)}"
-            )
+            raise ValueError(f"unknown fields for {cls.__name__}: {sorted(unknown)}; expected {sorted(names)}")
         return cls(**{k: _restore(v) for k, v in data.items()})
 
     @classmethod
