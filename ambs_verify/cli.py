@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__
+from .envs.errors import EnvConfigError
 from .estimators import EstimatorInputError, intervals, sample_size
 
 try:  # typer >= 0.20 vendors click; older releases depend on it
@@ -31,6 +32,8 @@ app = typer.Typer(
 )
 bounds_app = typer.Typer(help="Confidence bounds and sample sizes for violation probabilities.", no_args_is_help=True)
 app.add_typer(bounds_app, name="bounds")
+envs_app = typer.Typer(help="List environments and check that they build and step.", no_args_is_help=True)
+app.add_typer(envs_app, name="envs")
 
 console = Console(soft_wrap=True)
 
@@ -147,11 +150,87 @@ def bounds_table(
     console.print(table)
 
 
+def _parse_options(pairs: list[str]) -> dict:
+    """``--set key=value`` pairs; values are read as YAML scalars/lists (``slip=0.2``, ``hazards=[[1,1]]``)."""
+    import yaml
+
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set takes key=value (got {pair!r})")
+        options[key.strip()] = yaml.safe_load(value)
+    return options
+
+
+@envs_app.command("list")
+def envs_list(
+    family: Annotated[
+        list[str] | None, typer.Option(help="Only these families: grid, safetygym, engine, atari.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the tasks as JSON.")] = False,
+) -> None:
+    """Every task name the installed simulators provide, with its safety labels."""
+    from dataclasses import asdict
+
+    from .envs.registry import list_tasks
+
+    tasks = list_tasks(tuple(family) if family else None)
+    if as_json:
+        print(json.dumps([asdict(t) for t in tasks], indent=2))
+        return
+    table = Table(title=f"{len(tasks)} tasks")
+    for column in ("task", "family", "labels", "description"):
+        table.add_column(column)
+    for t in tasks:
+        table.add_row(t.name, t.family, ", ".join(t.labels), t.summary)
+    console.print(table)
+
+
+@envs_app.command("check")
+def envs_check(
+    task: Annotated[str, typer.Argument(help="Task name, e.g. grid, safetygym_SafetyPointGoal1-v0, atari_seaquest.")],
+    steps: Annotated[int, typer.Option(help="Agent steps to run.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed for the env and the policy.")] = 0,
+    policy: Annotated[str, typer.Option(help="random or noop.")] = "random",
+    labels: Annotated[list[str] | None, typer.Option(help="Safety labels to enable (families that have them).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Env option key=value (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Run a policy on a task and report steps, episodes, return, cost, label counts and steps/s."""
+    from rich.progress import Progress
+
+    from .envs.check import POLICIES, check_env_run
+    from .envs.registry import make_env
+
+    if policy not in POLICIES:
+        raise UserError(f"unknown policy {policy!r}; accepted: {', '.join(POLICIES)}")
+    options = _parse_options(set_ or [])
+    if labels:
+        options["labels"] = labels
+    env = make_env(task, **options)
+    try:
+        with Progress(console=Console(stderr=True), transient=True, disable=as_json) as bar:
+            job = bar.add_task(f"checking {task}", total=steps)
+            summary = check_env_run(env, steps, seed, policy, progress=lambda n: bar.update(job, completed=n))
+    finally:
+        env.close()
+    summary = {"task": task, "seed": seed, "policy": policy, **summary}
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    counts = ", ".join(f"{k} {v}" for k, v in summary["label_counts"].items()) or "none"
+    console.print(
+        f"{task}: {summary['steps']} steps, {summary['episodes']} episodes, return {summary['return']:.6g}, "
+        f"cost {summary['cost_sum']:.6g}, labels: {counts}, {summary['steps_per_second']:.0f} steps/s"
+    )
+
+
 def main() -> None:
     """Console entry point: run the app, turning usage errors into one line and exit code 2."""
     try:
         code = app(standalone_mode=False)
-    except (UserError, EstimatorInputError) as exc:
+    except (UserError, EstimatorInputError, EnvConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     except ClickException as exc:  # unknown option, missing value, wrong type

@@ -85,3 +85,35 @@ def test_bad_input_is_one_line_exit_2(args, fragment, monkeypatch, capsys):
 def test_version_from_installed_console_script():
     result = subprocess.run([sys.executable, "-m", "ambs_verify", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip() == f"ambs-verify {__version__}"
+
+
+def test_envs_list_includes_the_grid(monkeypatch, capsys):
+    code, out, _ = run(["envs", "list", "--json"], monkeypatch, capsys)
+    tasks = {t["name"]: t for t in json.loads(out)}
+    assert code == 0 and tasks["grid"]["labels"] == ["hazard"] and tasks["grid"]["family"] == "grid"
+
+
+def test_envs_check_grid_counts_costs_as_labels(monkeypatch, capsys):
+    args = ["envs", "check", "grid", "--steps", "500", "--seed", "3", "--set", "cost_val=10", "--json"]
+    code, out, _ = run(args, monkeypatch, capsys)
+    summary = json.loads(out)
+    assert code == 0 and summary["steps"] == 500
+    assert summary["cost_sum"] == 10 * summary["label_counts"]["hazard"] > 0
+    code, again, _ = run(args, monkeypatch, capsys)
+    assert {k: v for k, v in json.loads(again).items() if k != "steps_per_second"} == {
+        k: v for k, v in summary.items() if k != "steps_per_second"
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["envs", "check", "nope"], "unknown task 'nope'; task names start with one of: grid"),
+        (["envs", "check", "grid", "--set", "size=3"], "unknown grid option(s) size; valid: rows"),
+        (["envs", "check", "grid", "--policy", "smart"], "unknown policy 'smart'; accepted: random, noop"),
+        (["envs", "check", "grid", "--set", "slip"], "--set takes key=value"),
+    ],
+)
+def test_envs_bad_input_is_one_line_exit_2(args, fragment, monkeypatch, capsys):
+    code, _, err = run(args, monkeypatch, capsys)
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and fragment in err

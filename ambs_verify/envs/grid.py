@@ -22,6 +22,7 @@ import gymnasium as gym
 import numpy as np
 
 from .errors import EnvConfigError
+from .registry import TaskInfo
 
 ACTIONS = ("up", "right", "down", "left")
 _MOVES = np.array([[-1, 0], [0, 1], [1, 0], [0, -1]])
@@ -283,3 +284,32 @@ class GridWorld(gym.Env):
 
 def _as_dict(config: GridConfig) -> dict[str, Any]:
     return {f.name: getattr(config, f.name) for f in fields(config)}
+
+
+# Named layouts: ``grid`` is the quickstart's default; ``grid_tiny`` is small enough to enumerate by hand.
+PRESETS: dict[str, GridConfig] = {
+    "grid": GridConfig(),
+    "grid_tiny": GridConfig(rows=3, cols=3, hazards=((1, 1),), goal=(2, 2), start=(0, 0), max_steps=20),
+    "grid_large": GridConfig(
+        rows=10,
+        cols=10,
+        hazards=((2, 3), (3, 3), (4, 3), (6, 6), (6, 7), (7, 2), (8, 5), (1, 7)),
+        goal=(9, 9),
+        start=(0, 0),
+        max_steps=200,
+    ),
+}
+
+
+def list_tasks() -> list[TaskInfo]:
+    return [
+        TaskInfo(name, "grid", GridWorld.label_names, f"{cfg.rows}×{cfg.cols} gridworld, {len(cfg.hazards)} hazards")
+        for name, cfg in PRESETS.items()
+    ]
+
+
+def make(name: str, **options: Any) -> GridWorld:
+    """Build a named grid layout with option overrides (any :class:`GridConfig` field)."""
+    if name not in PRESETS:
+        raise EnvConfigError(f"unknown grid task {name!r}; accepted: {', '.join(PRESETS)}")
+    return GridWorld(PRESETS[name], **options)
