@@ -226,10 +226,33 @@ def envs_check(
     )
 
 
+# Options that take several values after one flag, as the AMBS commands write them
+# (``--labels death early-surface out-of-oxygen``); typer options take one value each.
+VARIADIC_OPTIONS = ("--labels",)
+
+
+def expand_variadic(argv: list[str]) -> list[str]:
+    """Rewrite ``--opt a b c`` as ``--opt a --opt b --opt c`` for :data:`VARIADIC_OPTIONS`.
+
+    Values run until the next token that starts with ``-``; put positional arguments before such an option.
+    """
+    out: list[str] = []
+    current: str | None = None
+    for token in argv:
+        if token.startswith("-"):
+            current = token if token in VARIADIC_OPTIONS else None
+            out.append(token)
+        elif current is not None and out[-1] != current:
+            out += [current, token]
+        else:
+            out.append(token)
+    return out
+
+
 def main() -> None:
     """Console entry point: run the app, turning usage errors into one line and exit code 2."""
     try:
-        code = app(standalone_mode=False)
+        code = app(args=expand_variadic(sys.argv[1:]), standalone_mode=False)
     except (UserError, EstimatorInputError, EnvConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

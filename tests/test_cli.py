@@ -117,3 +117,13 @@ def test_envs_check_grid_counts_costs_as_labels(monkeypatch, capsys):
 def test_envs_bad_input_is_one_line_exit_2(args, fragment, monkeypatch, capsys):
     code, _, err = run(args, monkeypatch, capsys)
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and fragment in err
+
+
+def test_variadic_labels_are_expanded():
+    from ambs_verify.cli import expand_variadic
+
+    argv = ["envs", "check", "atari_seaquest", "--labels", "death", "early-surface", "--steps", "5", "--json"]
+    assert expand_variadic(argv) == [
+        "envs", "check", "atari_seaquest", "--labels", "death", "--labels", "early-surface", "--steps", "5", "--json",
+    ]  # fmt: skip
+    assert expand_variadic(["bounds", "table", "--k", "0,1"]) == ["bounds", "table", "--k", "0,1"]
