@@ -13,7 +13,15 @@ $(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ambs-verify needs Python >= 3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,atari]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,atari,safetygym]"
+	# safety-gymnasium 1.0.0 pins gymnasium 0.28 and mujoco 2.3.3; we run it on the modern stack without its pins.
+	$(BIN)/python -m pip install --quiet --no-deps "safety-gymnasium==1.0.0"
+	# Debian's OSMesa lets MuJoCo render on CPU-only machines where EGL is missing (MUJOCO_GL=osmesa).
+	@if ! ldconfig -p | grep -q libOSMesa; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libosmesa6 >/dev/null; \
+	  else echo "note: libosmesa6 not installed (needs root); MuJoCo vision will use EGL"; fi; \
+	fi
 	touch $(STAMP)
 
 # The main job. Until training lands it demonstrates the estimators behind every certificate.
