@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.install-stamp
 
-.PHONY: install quickstart test lint bench clean
+.PHONY: install quickstart test lint clean
 
 install: $(STAMP)
 
@@ -36,9 +36,6 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-
-bench: install
-	$(BIN)/python -m benchmarks.jax_bounds
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
