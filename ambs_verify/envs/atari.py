@@ -39,7 +39,7 @@ import numpy as np
 from ale_py import Action, ALEInterface, LoggerMode, roms
 
 from .atari_labels import EXPERIMENT_LABELS, REGISTRY, FrameView, canonical_game, make_labellers
-from .errors import EnvConfigError
+from .errors import EnvConfigError, reject_unknown_keys
 from .registry import TaskInfo
 
 LIVES_MODES = ("unused", "terminate", "reset")
@@ -65,10 +65,7 @@ class AtariConfig:
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> AtariConfig:
-        names = [f.name for f in fields(cls)]
-        unknown = sorted(set(options) - set(names))
-        if unknown:
-            raise EnvConfigError(f"unknown atari option(s) {', '.join(unknown)}; valid: {', '.join(names)}")
+        reject_unknown_keys(options, (f.name for f in fields(cls)), "atari option")
         data = dict(options)
         if data.get("labels") is not None:
             labels = data["labels"]

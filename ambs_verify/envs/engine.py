@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from .errors import EnvConfigError
+from .errors import EnvConfigError, reject_unknown_keys
 from .registry import TaskInfo
 from .safety_gym import SafetyGymEnv, SafetyGymOptions, constraint_labels, quiet_space_warnings
 from .safety_gym_compat import import_safety_gymnasium
@@ -194,11 +194,7 @@ def load_engine_config(config: dict[str, Any] | str | os.PathLike) -> dict[str, 
         config = {} if loaded is None else loaded
     if not isinstance(config, dict):
         raise EnvConfigError(f"an engine config must be a mapping of Safety Gym keys, got {type(config).__name__}")
-    unknown = sorted(set(config) - set(ENGINE_DEFAULTS))
-    if unknown:
-        raise EnvConfigError(
-            f"unknown Safety Gym engine key(s) {', '.join(map(str, unknown))}; valid: {', '.join(ENGINE_DEFAULTS)}"
-        )
+    reject_unknown_keys(map(str, config), ENGINE_DEFAULTS, "Safety Gym engine key")
     merged = {**copy.deepcopy(ENGINE_DEFAULTS), **copy.deepcopy(config)}
     _validate(merged)
     return merged

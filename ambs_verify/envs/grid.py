@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from .errors import EnvConfigError
+from .errors import EnvConfigError, reject_unknown_keys
 from .registry import TaskInfo
 
 ACTIONS = ("up", "right", "down", "left")
@@ -52,10 +52,7 @@ class GridConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GridConfig:
         """Build from plain data (YAML/JSON lists become tuples); unknown keys get a one-line error."""
-        names = [f.name for f in fields(cls)]
-        unknown = sorted(set(data) - set(names))
-        if unknown:
-            raise EnvConfigError(f"unknown grid option(s) {', '.join(unknown)}; valid: {', '.join(names)}")
+        reject_unknown_keys(data, (f.name for f in fields(cls)), "grid option")
         data = dict(data)
         if "hazards" in data:
             data["hazards"] = tuple(tuple(int(v) for v in cell) for cell in data["hazards"])

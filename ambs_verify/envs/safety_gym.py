@@ -43,7 +43,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from .errors import EnvConfigError
+from .errors import EnvConfigError, reject_unknown_keys
 from .registry import TaskInfo
 from .safety_gym_compat import as_action, import_safety_gymnasium
 
@@ -107,10 +107,7 @@ class SafetyGymOptions:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SafetyGymOptions:
-        names = [f.name for f in fields(cls)]
-        unknown = sorted(set(data) - set(names))
-        if unknown:
-            raise EnvConfigError(f"unknown Safety Gym option(s) {', '.join(unknown)}; valid: {', '.join(names)}")
+        reject_unknown_keys(data, (f.name for f in fields(cls)), "Safety Gym option")
         options = cls(**data)
         options.validate()
         return options
