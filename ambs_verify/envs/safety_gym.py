@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import re
+import uuid
 import warnings
 import weakref
 from collections.abc import Iterator
@@ -201,6 +202,9 @@ class SafetyGymEnv(gym.Env):
         self._steps = 0
         self._done = True
         self._seeded = False
+        # The MuJoCo model of the current world and a token naming it in snapshots (see _world_token).
+        self._token_model = None
+        self._token = ""
 
     # -------------------------------------------------------------------------------------------- gym API
 
@@ -277,7 +281,8 @@ class SafetyGymEnv(gym.Env):
         physics = np.empty(mujoco.mj_stateSize(model, mujoco.mjtState.mjSTATE_INTEGRATION))
         mujoco.mj_getState(model, data, physics, mujoco.mjtState.mjSTATE_INTEGRATION)
         return {
-            "model": model,  # identity only: a reset in between means the world must be rebuilt
+            # A token, not the model: the model pickles to ~190 MB, and only its identity matters here.
+            "world": self._world_token(),
             "physics": physics,
             "body_pos": model.body_pos.copy(),  # the goal body moves when a goal is resampled
             "world_info": copy.deepcopy(task.world_info),
@@ -290,6 +295,13 @@ class SafetyGymEnv(gym.Env):
             "adapter": {"steps": self._steps, "done": self._done, "seeded": self._seeded},
         }
 
+    def _world_token(self) -> str:
+        """A random id for the current MuJoCo world, renewed whenever a reset builds a new model."""
+        model = self.builder.task.model
+        if model is not self._token_model:
+            self._token_model, self._token = model, uuid.uuid4().hex
+        return self._token
+
     def restore(self, snapshot: dict) -> None:
         """Return to a :meth:`snapshot` of this environment (of this or an earlier episode)."""
         import mujoco
@@ -297,10 +309,11 @@ class SafetyGymEnv(gym.Env):
         task = self.builder.task
         if task.world is None:
             raise RuntimeError("restore() needs an environment that has been reset at least once")
-        if task.model is not snapshot["model"]:
-            # A reset rebuilt the MuJoCo model since; rebuild the snapshot's world from its config.
+        if snapshot["world"] != self._world_token():
+            # A reset rebuilt the MuJoCo model since (or the snapshot comes from another process): rebuild the
+            # snapshot's world from its config; the rebuilt world is then the snapshot's.
             task.world.rebuild(copy.deepcopy(snapshot["world_info"].world_config_dict), state=False)
-            snapshot["model"] = task.model
+            self._token_model, self._token = task.model, snapshot["world"]
         model, data = task.model, task.data
         model.body_pos[:] = snapshot["body_pos"]
         mujoco.mj_setState(model, data, snapshot["physics"], mujoco.mjtState.mjSTATE_INTEGRATION)
