@@ -150,6 +150,35 @@ def bounds_table(
     console.print(table)
 
 
+@app.command(
+    "train",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def train_command(ctx: typer.Context) -> None:
+    """Train an agent: --configs BLOCK … then dotted overrides, e.g. --task atari_seaquest --run.steps 1e7.
+
+    Named blocks of configs.yaml are merged left to right, then the overrides apply; the resolved config is
+    saved in the run directory (--logdir), and a logdir that holds a run is resumed.
+    """
+    from .config import parse_train_args
+    from .trainers.factory import build_agent
+    from .trainers.loop import configure_jax, train
+
+    if any(arg in ("-h", "--help") for arg in ctx.args):
+        console.print(train_command.__doc__)
+        return
+    config = parse_train_args(ctx.args)
+    configure_jax(config)
+    result = train(config, build_agent(config))
+    state = "interrupted at" if result.interrupted else "finished at"
+    resumed = f" (resumed from step {result.resumed_from})" if result.resumed_from is not None else ""
+    console.print(
+        f"{config.agent} on {config.task}: {state} step {result.step}{resumed}, {result.updates} updates, "
+        f"{result.episodes} episodes; run directory {result.logdir}"
+    )
+
+
 def _parse_options(pairs: list[str]) -> dict:
     """``--set key=value`` pairs; values are read as YAML scalars/lists (``slip=0.2``, ``hazards=[[1,1]]``)."""
     import yaml
@@ -249,11 +278,20 @@ def expand_variadic(argv: list[str]) -> list[str]:
     return out
 
 
+def _train_errors() -> tuple[type[Exception], ...]:
+    """Exceptions of the training stack that carry a one-line message for the user."""
+    from .config import ConfigError
+    from .runs import RunMismatchError
+    from .trainers.checkpoint import CheckpointError
+
+    return (ConfigError, RunMismatchError, CheckpointError)
+
+
 def main() -> None:
     """Console entry point: run the app, turning usage errors into one line and exit code 2."""
     try:
         code = app(args=expand_variadic(sys.argv[1:]), standalone_mode=False)
-    except (UserError, EstimatorInputError, EnvConfigError) as exc:
+    except (UserError, EstimatorInputError, EnvConfigError, *_train_errors()) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     except ClickException as exc:  # unknown option, missing value, wrong type

@@ -1,0 +1,200 @@
+"""Host-side glue around a baseline agent: its replay and dopamine's update/target schedule.
+
+:class:`Learner` is what a driver calls once per vector step — ``act(obs)`` then ``observe(...)`` — and it does
+the rest the way dopamine's ``_train_step`` does: transitions go to replay; once more than
+``min_replay_history`` transitions were added, one gradient update runs every ``update_period`` agent steps
+(all envs counted), and the agent copies the target network every ``target_update_period`` agent steps
+(:mod:`.common`). Prioritized replay gets its new priorities from each update.
+
+:func:`run_episodes` is a minimal single-process driver over a list of gymnasium envs (used by the tests and
+the benchmark); the trainers' loop does the same through ``act``/``observe``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import gymnasium as gym
+import jax
+import numpy as np
+
+from .common import BaselineAgent, BaselineState
+from .dqn import DQN, DQNConfig
+from .iqn import IQN, IQNConfig
+from .prioritized_replay import PrioritizedReplay
+from .rainbow import Rainbow, RainbowConfig
+
+__all__ = ["AGENTS", "EpisodeLog", "Learner", "evaluate", "make_agent", "make_replay", "run_episodes"]
+
+AGENTS: dict[str, tuple[type[BaselineAgent], type]] = {
+    "dqn": (DQN, DQNConfig),
+    "rainbow": (Rainbow, RainbowConfig),
+    "iqn": (IQN, IQNConfig),
+}
+
+
+def make_agent(name: str, **overrides) -> BaselineAgent:
+    """``"dqn" | "rainbow" | "iqn"`` with config fields overridden by keyword (dopamine's defaults otherwise)."""
+    if name not in AGENTS:
+        raise ValueError(f"unknown baseline agent {name!r}; accepted: {', '.join(AGENTS)}")
+    agent_cls, config_cls = AGENTS[name]
+    return agent_cls(config_cls(**overrides))
+
+
+def make_replay(
+    agent: BaselineAgent, obs_space: gym.spaces.Box, num_envs: int = 1, seed: int = 0, capacity: int | None = None
+) -> PrioritizedReplay:
+    """The replay an agent's config asks for (prioritized for Rainbow, uniform for DQN and IQN)."""
+    c = agent.config
+    stacked = c.frame_stack > 1 and len(obs_space.shape) == 3 and obs_space.shape[-1] == c.frame_stack
+    return PrioritizedReplay(
+        capacity=capacity or c.replay_capacity,
+        obs_shape=tuple(obs_space.shape),
+        obs_dtype=obs_space.dtype,
+        num_envs=num_envs,
+        frame_stack=c.frame_stack if stacked else 1,
+        update_horizon=c.update_horizon,
+        gamma=c.gamma,
+        prioritized=getattr(c, "prioritized", False),
+        priority_exponent=getattr(c, "priority_exponent", 0.5),
+        importance_exponent=getattr(c, "importance_exponent", 0.5),
+        reward_clip=c.reward_clip,
+        seed=seed,
+    )
+
+
+class Learner:
+    """One agent, its state and its replay, stepped by a driver (see the module docstring).
+
+    Parameters
+    ----------
+    agent : BaselineAgent
+    obs_space, act_space : gymnasium spaces of one env
+    num_envs : int
+    seed : int
+        Seeds parameters, acting/training keys and replay sampling.
+    replay_capacity : int, optional
+        Overrides the config's capacity (tests, benchmarks).
+    """
+
+    def __init__(
+        self,
+        agent: BaselineAgent,
+        obs_space: gym.Space,
+        act_space: gym.Space,
+        num_envs: int = 1,
+        seed: int = 0,
+        replay_capacity: int | None = None,
+    ) -> None:
+        self.agent = agent
+        self.config = agent.config
+        key = jax.random.key(seed)
+        key, init_key = jax.random.split(key)
+        self.key = key
+        self.state: BaselineState = agent.init(init_key, obs_space, act_space)
+        self.replay = make_replay(agent, obs_space, num_envs, seed, replay_capacity)
+        self.num_envs = num_envs
+        self.env_steps = 0
+
+    def restore(self, state: BaselineState, replay_state: dict | None = None, key: jax.Array | None = None) -> None:
+        """Resume from a checkpointed agent ``state``, the replay's ``state_dict`` and the learner's ``key``
+        (default: this learner's key folded with the step, so a resumed run draws fresh randomness); the host
+        step counter follows ``state.env_steps``."""
+        self.state = state
+        self.env_steps = int(state.env_steps)
+        if replay_state is not None:
+            self.replay.load_state_dict(replay_state)
+        self.key = key if key is not None else jax.random.fold_in(self.key, self.env_steps)
+
+    def _next_key(self) -> jax.Array:
+        self.key, key = jax.random.split(self.key)
+        return key
+
+    def act(self, obs: np.ndarray, eval_mode: bool = False) -> np.ndarray:
+        """Actions ``(E,)`` for observations ``(E, *obs_shape)`` (training: ε-greedy/noisy; eval: ε_eval)."""
+        fn = self.agent.eval_policy if eval_mode else self.agent.policy
+        actions, state, _ = fn(obs, self.state, self._next_key())
+        if not eval_mode:
+            self.state = state
+        return np.asarray(actions)
+
+    def observe(self, obs, action, reward, terminated, truncated, next_obs=None) -> list[dict]:
+        """Store one vector step and run the updates now due; returns their metrics (scalars, host floats)."""
+        self.replay.add(obs, action, reward, terminated, truncated, next_obs)
+        before, self.env_steps = self.env_steps, self.env_steps + self.num_envs
+        if self.replay.add_count <= self.config.min_replay_history:
+            return []
+        period = self.config.update_period
+        due = self.env_steps // period - before // period
+        return [self.update() for _ in range(due)]
+
+    def update(self) -> dict:
+        """One gradient update on a replay batch (and the priority update it implies)."""
+        batch = self.replay.sample(self.config.batch_size)
+        index = batch.pop("index")
+        batch.pop("probability")
+        self.state, metrics = self.agent.train(self.state, batch, self._next_key())
+        per_sample = metrics.pop("per_sample_loss")
+        if self.replay.prioritized:
+            self.replay.update_priorities(index, np.asarray(per_sample))
+        return {name: float(value) for name, value in metrics.items()}
+
+
+@dataclass
+class EpisodeLog:
+    """Finished training episodes: return (unclipped), cost and length of each, in order of finishing."""
+
+    returns: list[float] = field(default_factory=list)
+    costs: list[float] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+    updates: int = 0
+
+
+def run_episodes(
+    learner: Learner, envs: Sequence[gym.Env], steps: int, seed: int = 0, on_update: Callable | None = None
+) -> EpisodeLog:
+    """Train for ``steps`` agent steps over ``envs`` (one per learner env), resetting each env as it finishes."""
+    if len(envs) != learner.num_envs:
+        raise ValueError(f"{len(envs)} envs for a learner of {learner.num_envs}")
+    log = EpisodeLog()
+    obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
+    ret = np.zeros(len(envs))
+    cost = np.zeros(len(envs))
+    length = np.zeros(len(envs), int)
+    for _ in range(0, steps, len(envs)):
+        actions = learner.act(obs)
+        results = [env.step(int(a)) for env, a in zip(envs, actions, strict=True)]
+        next_obs = np.stack([r[0] for r in results])
+        reward = np.array([r[1] for r in results], np.float32)
+        terminated = np.array([r[2] for r in results])
+        truncated = np.array([r[3] for r in results])
+        ret += reward
+        cost += [r[4].get("cost", 0.0) for r in results]
+        length += 1
+        metrics = learner.observe(obs, actions, reward, terminated, truncated, next_obs)
+        log.updates += len(metrics)
+        if on_update is not None and metrics:
+            on_update(metrics)
+        obs = next_obs
+        for i in np.flatnonzero(terminated | truncated):
+            log.returns.append(float(ret[i]))
+            log.costs.append(float(cost[i]))
+            log.lengths.append(int(length[i]))
+            ret[i] = cost[i] = length[i] = 0
+            obs[i] = envs[i].reset()[0]
+    return log
+
+
+def evaluate(learner: Learner, env: gym.Env, episodes: int, seed: int = 0) -> np.ndarray:
+    """Undiscounted returns of ``episodes`` eval-mode episodes (ε_eval, no NoisyNet noise) on one env."""
+    returns = np.zeros(episodes)
+    for e in range(episodes):
+        obs, _ = env.reset(seed=seed + e)
+        done = False
+        while not done:
+            action = learner.act(obs[None], eval_mode=True)[0]
+            obs, reward, terminated, truncated, _ = env.step(int(action))
+            returns[e] += reward
+            done = terminated or truncated
+    return returns

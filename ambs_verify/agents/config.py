@@ -1,0 +1,232 @@
+"""Typed hyper-parameters of the DreamerV3 + AMBS agent, with the reference defaults (spec §12, §13, Tables 3-4).
+
+The dataclasses are frozen (hashable), so a config can be a static argument of ``jax.jit``. Defaults are the
+reference's ``defaults`` block (= the xlarge model size). :data:`SIZES` holds the model-size presets of spec
+§12.2 plus ``debug`` (§12.4); :func:`make_config` applies one.
+
+Notes on the presets
+--------------------
+* In the reference the size regexes ``.*\\.units`` / ``.*\\.layers`` match ``rssm.units`` and every head, actor
+  and critic, but not ``encoder.mlp_units`` / ``mlp_layers``: vector encoders and decoders stay 5 x 1024 in
+  every preset, ``debug`` included. We keep that for small ... xlarge (reproduction), but shrink the vector
+  MLPs of ``debug`` to 2 x 16 so tests stay fast (a deliberate deviation; ``debug`` is for tests only).
+* Table 3 of the supplement says "MLP units 512"; the code's xlarge preset (used for Atari) has 1024. We follow
+  the code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = [
+    "SIZES",
+    "ActorCriticConfig",
+    "AgentConfig",
+    "EncoderConfig",
+    "OptimizerConfig",
+    "RSSMConfig",
+    "SafetyConfig",
+    "SizePreset",
+    "WorldModelConfig",
+    "make_config",
+]
+
+ComputeDtype = Literal["float32", "bfloat16", "float16"]
+TwinReduction = Literal["min", "max", "mean"]
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """Adam with global-norm gradient clipping (no weight decay, no warm-up)."""
+
+    lr: float = 1e-4
+    eps: float = 1e-8
+    clip: float = 1000.0
+
+
+@dataclass(frozen=True)
+class RSSMConfig:
+    """Recurrent state-space model: GRU ``deter`` state, ``stoch`` categoricals of ``classes`` classes."""
+
+    deter: int = 4096
+    units: int = 1024
+    stoch: int = 32
+    classes: int = 32
+    unimix: float = 0.01
+    action_clip: float = 1.0
+    unroll: bool = False  # unroll the time scans (slow to compile; used to count FLOPs, see benchmarks)
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """CNN (image keys, rank 3) and MLP (vector keys, rank 1) parts of the encoder or the decoder.
+
+    The CNN has ``log2(image_size / minres)`` stride-2 stages of kernel 4 with depths
+    ``cnn_depth * 2**i``; the vector MLP has ``mlp_layers`` x ``mlp_units``.
+    """
+
+    cnn_depth: int = 96
+    minres: int = 4
+    mlp_layers: int = 5
+    mlp_units: int = 1024
+    symlog_inputs: bool = True  # encoder only: symlog on vector inputs
+
+
+@dataclass(frozen=True)
+class WorldModelConfig:
+    """World model: encoder, RSSM, decoder, reward/cost (two-hot) and cont/safe_cont (Bernoulli) heads."""
+
+    rssm: RSSMConfig = field(default_factory=RSSMConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    decoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(symlog_inputs=False))
+    head_layers: int = 5
+    head_units: int = 1024
+    bins: int = 255
+    # loss scales
+    image_scale: float = 1.0
+    vector_scale: float = 1.0
+    reward_scale: float = 1.0
+    cont_scale: float = 1.0
+    cost_scale: float = 1.0
+    safe_cont_scale: float = 1.0
+    dyn_scale: float = 0.5
+    rep_scale: float = 0.1
+    free_bits: float = 1.0
+    opt: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(1e-4, 1e-8, 1000.0))
+
+
+@dataclass(frozen=True)
+class ActorCriticConfig:
+    """Imagination actor-critic (shared by the task and the safe behaviour, which are identical in the reference).
+
+    ``actor_grad`` ``"auto"`` means REINFORCE for discrete and dynamics backprop for continuous actions.
+    """
+
+    actor_layers: int = 5
+    actor_units: int = 1024
+    critic_layers: int = 5
+    critic_units: int = 1024
+    bins: int = 255
+    minstd: float = 0.1
+    maxstd: float = 1.0
+    unimix: float = 0.01
+    imag_horizon: int = 15
+    horizon: float = 333.0  # discount = 1 - 1/horizon
+    return_lambda: float = 0.95
+    slow_critic_fraction: float = 0.02
+    slow_critic_update: int = 1
+    slowreg: float = 1.0
+    retnorm_decay: float = 0.99
+    retnorm_max: float = 1.0  # advantage divisor = max(1/retnorm_max, P_high - P_low)
+    retnorm_low: float = 5.0
+    retnorm_high: float = 95.0
+    actent: float = 3e-4
+    actor_scale: float = 1.0
+    critic_scale: float = 1.0
+    normalise_ret: bool = True  # divide the advantage mix by the sum of the advantage scales
+    actor_grad: Literal["auto", "reinforce", "backprop"] = "auto"
+    actor_opt: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(3e-5, 1e-5, 100.0))
+    critic_opt: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(3e-5, 1e-5, 100.0))
+
+    @property
+    def discount(self) -> float:
+        return 1.0 - 1.0 / self.horizon
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    """AMBS additions: cost clipping, the safe behaviour and the task behaviour's TD3-style twin cost critic.
+
+    ``twin_reduction`` decides how the two cost critics' values are combined into the cost value (used by the
+    twin critic's own lambda-return target and by the shield's bootstrap). The reference takes the **min**,
+    copied from TD3, where the min of two *reward* estimates counters over-estimation. For a *cost*, the min
+    under-estimates the expected cost, i.e. it is optimistic about safety (spec §4.4, §14.5). ``"min"`` stays
+    the default so that runs reproduce the paper; ``"max"`` is the conservative choice for safety and
+    ``"mean"`` the unbiased-on-average compromise.
+    """
+
+    cost_val: float = 10.0  # C: cost per violation; clip bound for cost targets, critic rewards and bootstrap
+    clip_costs: bool = True  # Safety Gym version; False reproduces the Atari-paper commit (no clipping)
+    safety_horizon: float = 333.0  # gamma_s = 1 - 1/safety_horizon
+    twin_reduction: TwinReduction = "min"
+    shielding: bool = True  # train the safe behaviour
+    shield_bootstrap: bool = True  # train the twin cost critic (needed by the shield's bootstrap)
+    safety_critic_opt: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(3e-5, 1e-5, 100.0))
+    slow_safety_critic_fraction: float = 0.02
+    slow_safety_critic_update: int = 1
+
+    @property
+    def discount(self) -> float:
+        return 1.0 - 1.0 / self.safety_horizon
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """The whole agent. ``compute_dtype`` is the matmul/conv dtype; parameters always stay float32."""
+
+    world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
+    actor_critic: ActorCriticConfig = field(default_factory=ActorCriticConfig)
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+    compute_dtype: ComputeDtype = "float32"
+    batch_size: int = 16
+    batch_length: int = 64
+
+    def replace(self, **changes) -> AgentConfig:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class SizePreset:
+    """Numbers that differ between model sizes (spec §12.2, §12.4)."""
+
+    deter: int
+    cnn_depth: int
+    units: int
+    layers: int
+    stoch: int = 32
+    classes: int = 32
+    mlp_layers: int = 5  # vector encoder/decoder (not touched by the reference's size regexes)
+    mlp_units: int = 1024
+
+
+SIZES: dict[str, SizePreset] = {
+    "debug": SizePreset(deter=32, cnn_depth=8, units=16, layers=2, stoch=4, classes=4, mlp_layers=2, mlp_units=16),
+    "small": SizePreset(deter=512, cnn_depth=32, units=512, layers=2),
+    "medium": SizePreset(deter=1024, cnn_depth=48, units=640, layers=3),
+    "large": SizePreset(deter=2048, cnn_depth=64, units=768, layers=4),
+    "xlarge": SizePreset(deter=4096, cnn_depth=96, units=1024, layers=5),
+}
+
+
+def make_config(size: str = "xlarge", base: AgentConfig | None = None, **changes) -> AgentConfig:
+    """Return ``base`` (default :class:`AgentConfig`) with the size preset ``size`` applied.
+
+    ``changes`` are top-level :class:`AgentConfig` fields replaced afterwards (e.g. ``compute_dtype``).
+    The ``debug`` preset also sets the reference's debug batch (B 8, T 12).
+    """
+    if size not in SIZES:
+        raise ValueError(f"unknown size {size!r}; choose one of {sorted(SIZES)}")
+    p = SIZES[size]
+    cfg = base or AgentConfig()
+    wm = cfg.world_model
+    wm = dataclasses.replace(
+        wm,
+        rssm=dataclasses.replace(wm.rssm, deter=p.deter, units=p.units, stoch=p.stoch, classes=p.classes),
+        encoder=dataclasses.replace(wm.encoder, cnn_depth=p.cnn_depth, mlp_layers=p.mlp_layers, mlp_units=p.mlp_units),
+        decoder=dataclasses.replace(wm.decoder, cnn_depth=p.cnn_depth, mlp_layers=p.mlp_layers, mlp_units=p.mlp_units),
+        head_layers=p.layers,
+        head_units=p.units,
+    )
+    ac = dataclasses.replace(
+        cfg.actor_critic,
+        actor_layers=p.layers,
+        actor_units=p.units,
+        critic_layers=p.layers,
+        critic_units=p.units,
+    )
+    cfg = dataclasses.replace(cfg, world_model=wm, actor_critic=ac)
+    if size == "debug":
+        cfg = dataclasses.replace(cfg, batch_size=8, batch_length=12)
+    return dataclasses.replace(cfg, **changes) if changes else cfg

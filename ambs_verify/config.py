@@ -1,0 +1,630 @@
+"""Configuration: named YAML blocks merged left to right, then dotted overrides, into one typed, frozen config.
+
+The blocks live in ``configs.yaml`` next to this module. ``defaults`` declares every key and, through its value,
+the key's type; the other blocks (model sizes ``debug small medium large xlarge``, domains ``atari safetygym
+safetygym_vision grid quickstart``) override some keys. A block may start from other blocks with
+``_include: [a, b]``. Resolution order:
+
+1. ``defaults``;
+2. each block named by ``--configs a b`` in order (later wins);
+3. dotted overrides in command-line order: ``--run.steps 1e7``, ``--env.atari.labels death early-surface``,
+   ``--task atari_seaquest``, ``--logdir runs/x``. A key written as a regular expression (``--'.*\\.units' 64``)
+   sets every key it matches in full, as in the reference.
+
+Values are parsed by the type of the default: an int key takes ``1e7`` (must be integral), a float key takes any
+number, a bool key takes ``True/False/true/false`` (a bare ``--plpg`` means True), a list key takes several values
+after one flag, a string key takes the text, and a key whose default is ``null`` (an env option left to the
+environment's own default) takes any YAML value (several values make a list). Anything else -- an unknown block,
+an unknown key, a value of the wrong type, a value outside the accepted choices or range -- raises a one-line
+:class:`ConfigError` that says what is accepted.
+
+``run.log_every`` and ``run.save_every`` count **agent steps**, not seconds (the reference used wall-clock seconds,
+spec §14.22, which made logs and checkpoints depend on machine speed). ``run.steps`` counts agent steps summed
+over the ``envs.amount`` environments.
+
+The result is a :class:`Config`: an immutable nested mapping with attribute access (``cfg.run.steps``) that
+round-trips through YAML (:meth:`Config.to_yaml`, :meth:`Config.from_yaml`).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "CONFIGS_PATH",
+    "Config",
+    "ConfigError",
+    "agent_config",
+    "block_names",
+    "env_family",
+    "env_options",
+    "load_blocks",
+    "parse_train_args",
+    "resolve",
+]
+
+CONFIGS_PATH = Path(__file__).with_name("configs.yaml")
+
+# Keys whose string value must be one of a few choices.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "agent": ("ambs", "dreamer", "lagrangian", "rainbow", "iqn", "dqn"),
+    "jax.platform": ("cpu", "gpu", "cuda", "tpu"),
+    "jax.precision": ("float32", "bfloat16", "float16"),
+    "actor_grad": ("auto", "reinforce", "backprop"),
+    "safety_critic_type": ("td3vfunction", "vfunction"),
+    "penl_critic_type": ("vfunction", "td3vfunction"),
+    "twin_reduction": ("min", "max", "mean"),
+}
+# Lower bounds of numeric keys the trainer relies on (inclusive).
+MINIMUM: dict[str, float] = {
+    "envs.amount": 1,
+    "run.steps": 1,
+    "run.train_ratio": 0,
+    "run.train_fill": 0,
+    "run.log_every": 1,
+    "run.save_every": 1,
+    "run.keep_checkpoints": 1,
+    "replay.size": 1,
+    "replay.batch_size": 1,
+    "replay.batch_length": 1,
+    "replay.chunk": 1,
+    "shield_samples": 1,
+    "imag_horizon": 1,
+    "shield_eps": 0,
+}
+_REGEX_CHARS = re.compile(r"[*+?\[\]()|\\^$]")
+
+
+class ConfigError(ValueError):
+    """Bad config block, key or value; the one-line message says what is accepted."""
+
+
+# ------------------------------------------------------------------------------------------------ Config
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return Config(value)
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, Config):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
+    return value
+
+
+class Config(Mapping):
+    """An immutable nested mapping with attribute access: ``cfg.run.steps`` or ``cfg["run"]["steps"]``.
+
+    Lists are stored as tuples, so a config is hashable and can be a static argument of ``jax.jit``.
+
+    Parameters
+    ----------
+    data : Mapping
+        Nested plain data (as read from YAML). It is copied; no validation happens here (see :func:`resolve`).
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any]):
+        object.__setattr__(self, "_data", {str(k): _freeze(v) for k, v in data.items()})
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._data[name]
+        except KeyError:
+            raise AttributeError(f"config has no key {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Config is immutable; use Config.replace(...)")
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self.flat().items())))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return self.to_dict() == (other.to_dict() if isinstance(other, Config) else _thaw(Config(other)))
+
+    def __repr__(self) -> str:
+        return f"Config({self.to_dict()!r})"
+
+    def __reduce__(self):  # pickling goes through plain data (the class blocks attribute assignment)
+        return (Config, (self.to_dict(),))
+
+    def get_path(self, dotted: str) -> Any:
+        """The value at a dotted key such as ``"run.steps"``; :class:`KeyError` when absent."""
+        node: Any = self
+        for part in dotted.split("."):
+            if not isinstance(node, Config) or part not in node:
+                raise KeyError(dotted)
+            node = node[part]
+        return node
+
+    def flat(self) -> dict[str, Any]:
+        """``{"run.steps": 10, "env.atari.labels": ("death",), ...}``: every leaf under its dotted key."""
+        out: dict[str, Any] = {}
+        for key, value in self._data.items():
+            if isinstance(value, Config) and len(value):
+                out.update({f"{key}.{k}": v for k, v in value.flat().items()})
+            else:
+                out[key] = value
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dicts and lists (what YAML and JSON write)."""
+        return _thaw(self)
+
+    def to_yaml(self) -> str:
+        """The config as YAML text, in key order; :meth:`from_yaml` reads it back to an equal config."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    @classmethod
+    def from_yaml(cls, text: str, *, validate: bool = True) -> Config:
+        """Read a config written by :meth:`to_yaml`.
+
+        Parameters
+        ----------
+        text : str
+            YAML text of a (resolved) config.
+        validate : bool
+            Check keys, types and ranges against ``defaults`` (keys it leaves out keep their defaults).
+        """
+        data = yaml.safe_load(text) or {}
+        if not isinstance(data, Mapping):
+            raise ConfigError("a config file must hold a mapping of keys to values")
+        if not validate:
+            return cls(data)
+        return resolve(overrides=_flatten_mapping(data))
+
+    def replace(self, overrides: Mapping[str, Any]) -> Config:
+        """A new config with dotted ``overrides`` applied and validated (like the command line's)."""
+        blocks = load_blocks()
+        data = self.to_dict()
+        for key, value in overrides.items():
+            _set_key(data, blocks["defaults"], key, value)
+        return _finish(data)
+
+
+def _flatten_mapping(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping) and value:
+            out.update(_flatten_mapping(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- blocks
+
+
+@cache
+def _read_blocks(path: Path) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as f:
+        blocks = yaml.safe_load(f)
+    if not isinstance(blocks, dict) or not isinstance(blocks.get("defaults"), dict):
+        raise ConfigError(f"{path} must map block names to mappings and hold a 'defaults' block")
+    return blocks
+
+
+def load_blocks(path: str | Path | None = None) -> dict[str, Any]:
+    """All named blocks of ``configs.yaml`` (or ``path``), as plain data (a deep copy, safe to modify)."""
+    return copy.deepcopy(_read_blocks(Path(path) if path is not None else CONFIGS_PATH))
+
+
+def block_names(path: str | Path | None = None) -> list[str]:
+    """Names accepted by ``--configs`` (every block except ``defaults``)."""
+    return [name for name in _read_blocks(Path(path) if path is not None else CONFIGS_PATH) if name != "defaults"]
+
+
+def _apply_block(data: dict, blocks: Mapping[str, Any], name: str, stack: tuple[str, ...] = ()) -> None:
+    if name not in blocks or name == "defaults":
+        accepted = ", ".join(n for n in blocks if n != "defaults")
+        raise ConfigError(f"unknown config block {name!r}; accepted: {accepted}")
+    if name in stack:
+        raise ConfigError(f"config block {name!r} includes itself (through {' -> '.join(stack)})")
+    block = dict(blocks[name] or {})
+    includes = block.pop("_include", [])
+    for included in [includes] if isinstance(includes, str) else includes:
+        _apply_block(data, blocks, included, (*stack, name))
+    for key, value in _flatten_mapping(block).items():
+        _set_key(data, blocks["defaults"], key, value, source=f"block {name!r}: ")
+
+
+# --------------------------------------------------------------------------------------- keys and types
+
+
+def _node(defaults: Mapping[str, Any], key: str) -> Any:
+    """The default at a dotted key, or a one-line error naming the accepted keys."""
+    node: Any = defaults
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        if not isinstance(node, Mapping) or part not in node:
+            parent = ".".join(parts[:i])
+            siblings = list(node) if isinstance(node, Mapping) else []
+            every = list(_flatten_mapping(defaults))
+            close = difflib.get_close_matches(key, every, n=1, cutoff=0.7)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            where = f"keys under {parent}" if parent else "top-level keys"
+            raise ConfigError(f"unknown config key {key!r}{hint}; {where}: {', '.join(siblings)}")
+        node = node[part]
+    return node
+
+
+def _resolve_key(defaults: Mapping[str, Any], key: str) -> str:
+    """Accept ``run.train-ratio`` for ``run.train_ratio``."""
+    try:
+        _node(defaults, key)
+        return key
+    except ConfigError:
+        alt = key.replace("-", "_")
+        if alt != key:
+            try:
+                _node(defaults, alt)
+                return alt
+            except ConfigError:
+                pass
+        raise
+
+
+def _describe(default: Any) -> str:
+    if isinstance(default, bool):
+        return "True or False"
+    if isinstance(default, int):
+        return "an integer (1e7 is accepted)"
+    if isinstance(default, float):
+        return "a number"
+    return "text"
+
+
+def _scalar(key: str, default: Any, value: Any) -> Any:
+    bad = ConfigError(f"--{key} expects {_describe(default)} (got {value!r})")
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise bad
+    if isinstance(default, int):
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+            try:
+                value = float(value)
+            except ValueError:
+                raise bad from None
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise bad
+    if isinstance(default, float):
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise bad from None
+        raise bad
+    if isinstance(value, str):
+        return value
+    raise bad
+
+
+def _yaml_value(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+    return value
+
+
+def _coerce(key: str, default: Any, value: Any) -> Any:
+    """Parse/check ``value`` (a CLI token, a list of tokens, or a Python value) by the type of ``default``."""
+    if isinstance(default, Mapping):
+        first = next(iter(default), "key")
+        raise ConfigError(f"{key} is a group of keys ({', '.join(default)}); set one, e.g. --{key}.{first} VALUE")
+    if default is None:  # an env option left to the env's own default: any YAML value
+        if isinstance(value, _Tokens):  # one token stays a scalar, several make a list
+            return _yaml_value(value[0]) if len(value) == 1 else [_yaml_value(v) for v in value]
+        if isinstance(value, list | tuple):
+            return [_yaml_value(v) for v in value]
+        return _yaml_value(value)
+    if isinstance(default, list | tuple):
+        items = list(value) if isinstance(value, list | tuple) else [value]
+        element = default[0] if default else ""
+        return [_scalar(key, element, v) for v in items]
+    if isinstance(value, list | tuple):
+        if len(value) != 1:
+            raise ConfigError(f"--{key} takes one value (got {len(value)}: {' '.join(map(str, value))})")
+        value = value[0]
+    return _scalar(key, default, value)
+
+
+class _Tokens(list):
+    """Values typed after one command-line flag."""
+
+
+def _set_key(data: dict, defaults: Mapping[str, Any], key: str, value: Any, source: str = "") -> None:
+    if _REGEX_CHARS.search(key):
+        pattern = re.compile(key)
+        matches = [k for k in _flatten_mapping(defaults) if pattern.fullmatch(k)]
+        if not matches:
+            raise ConfigError(f"{source}the pattern --{key} matches no config key")
+        for match in matches:
+            _set_key(data, defaults, match, value, source)
+        return
+    try:
+        key = _resolve_key(defaults, key)
+        default = _node(defaults, key)
+        if isinstance(value, Mapping) and not isinstance(default, Mapping | None):
+            raise ConfigError(f"--{key} expects {_describe(default)}, not a mapping")
+        coerced = _coerce(key, default, value)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}{exc}") from None
+    node = data
+    *parents, leaf = key.split(".")
+    for part in parents:
+        node = node[part]
+    node[leaf] = coerced
+
+
+def _finish(data: dict) -> Config:
+    if not data.get("logdir"):
+        data["logdir"] = "runs/" + re.sub(r"[^A-Za-z0-9_.-]+", "_", str(data["task"])).strip("_")
+    flat = _flatten_mapping(data)
+    for key, choices in CHOICES.items():
+        if flat.get(key) not in choices:
+            raise ConfigError(f"--{key} must be one of {', '.join(choices)} (got {flat.get(key)!r})")
+    for key, low in MINIMUM.items():
+        if flat[key] < low:
+            raise ConfigError(f"--{key} must be >= {low:g} (got {flat[key]})")
+    if data["replay"]["batch_length"] * data["envs"]["amount"] > data["replay"]["size"]:
+        raise ConfigError(
+            f"--replay.size ({data['replay']['size']}) must hold at least one sequence of --replay.batch_length "
+            f"({data['replay']['batch_length']}) per env (--envs.amount {data['envs']['amount']})"
+        )
+    return Config(data)
+
+
+# ------------------------------------------------------------------------------------------ public API
+
+
+def resolve(
+    configs: Sequence[str] = (),
+    overrides: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,
+    *,
+    path: str | Path | None = None,
+) -> Config:
+    """Merge ``defaults``, the named blocks and the dotted overrides into a validated :class:`Config`.
+
+    Parameters
+    ----------
+    configs : sequence of str
+        Block names, applied left to right.
+    overrides : mapping or sequence of (key, value)
+        Dotted keys (or regular expressions over them) with Python values or command-line tokens (strings,
+        lists of strings); applied in order after the blocks.
+    path : str or Path, optional
+        Another blocks file instead of the packaged ``configs.yaml``.
+
+    Raises
+    ------
+    ConfigError
+        Unknown block or key, wrong type, value outside its choices or range.
+    """
+    blocks = load_blocks(path)
+    data = copy.deepcopy(blocks["defaults"])
+    for name in configs:
+        _apply_block(data, blocks, name)
+    items = overrides.items() if isinstance(overrides, Mapping) else (overrides or [])
+    for key, value in items:
+        _set_key(data, blocks["defaults"], key, value)
+    return _finish(data)
+
+
+def parse_train_args(argv: Sequence[str], *, path: str | Path | None = None) -> Config:
+    """Parse ``train``'s arguments: ``--configs a b`` and dotted overrides, each flag taking one or more values.
+
+    Examples
+    --------
+    >>> cfg = parse_train_args(["--configs", "atari", "debug", "--run.steps", "1e7",
+    ...                         "--env.atari.labels", "death", "early-surface", "--logdir", "runs/x"])
+    >>> cfg.run.steps, cfg.env.atari.labels, cfg.rssm.deter
+    (10000000, ('death', 'early-surface'), 32)
+
+    Values run until the next token that starts with ``--`` (so negative numbers are values); ``--key=value``
+    is accepted too, and ``--configs`` also takes comma-separated names.
+    """
+    configs: list[str] = []
+    overrides: list[tuple[str, Any]] = []
+    tokens = list(argv)
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if not token.startswith("--") or token == "--":
+            raise ConfigError(f"unexpected argument {token!r}; options look like --key value (e.g. --run.steps 1e7)")
+        name, eq, inline = token[2:].partition("=")
+        values = _Tokens([inline] if eq else [])
+        i += 1
+        if not eq:
+            while i < len(tokens) and not tokens[i].startswith("--"):
+                values.append(tokens[i])
+                i += 1
+        if name == "configs":
+            names = [n for v in values for n in v.split(",") if n]
+            if not names:
+                raise ConfigError(f"--configs needs block names; accepted: {', '.join(block_names(path))}")
+            configs.extend(names)
+        elif not values:
+            overrides.append((name, _BareFlag()))
+        else:
+            overrides.append((name, values))
+    defaults = load_blocks(path)["defaults"]
+    resolved: list[tuple[str, Any]] = []
+    for name, values in overrides:
+        if isinstance(values, _BareFlag):  # a bare flag means True for a bool key; anything else needs a value
+            default = None if _REGEX_CHARS.search(name) else _node(defaults, _resolve_key(defaults, name))
+            if not isinstance(default, bool):
+                raise ConfigError(f"--{name} needs a value")
+            values = True
+        resolved.append((name, values))
+    return resolve(configs, resolved, path=path)
+
+
+class _BareFlag:
+    """Marker for a flag given without a value."""
+
+
+def env_family(task: str) -> str:
+    """The ``env.<family>`` options block a task reads: ``grid``, ``atari`` or ``safetygym`` (also ``engine:``)."""
+    if task == "grid" or task.startswith("grid_"):
+        return "grid"
+    if task.startswith("atari_"):
+        return "atari"
+    if task.startswith(("safetygym_", "engine:")):
+        return "safetygym"
+    raise ConfigError(f"unknown task {task!r}; task names start with grid, atari_, safetygym_ or engine:")
+
+
+def env_options(config: Config) -> dict[str, Any]:
+    """Keyword options for ``make_env(config.task, **options)``: the task family's block without null values."""
+    block = config.env[env_family(config.task)]
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in block.to_dict().items() if v is not None}
+
+
+def shield_config(config: Config):
+    """The :class:`ambs_verify.agents.shield.ShieldConfig` these keys describe (None when shielding is off).
+
+    The rollout length is ``imag_horizon`` and ``shield_horizon`` only sets the threshold ``C·γ_s^T``, as in the
+    reference (spec §14.1); C is the same resolved ``cost_val`` as the learner's clip bound.
+    """
+    if not config.shielding:
+        return None
+    from .agents.shield import ShieldConfig
+
+    return ShieldConfig(
+        samples=config.shield_samples,
+        horizon=config.imag_horizon,
+        threshold_horizon=config.shield_horizon,
+        cost_val=agent_config(config).safety.cost_val,
+        discount=1.0 - 1.0 / config.safety_horizon,
+        bootstrap=config.shield_bootstrap,
+        eps=config.shield_eps,
+        rule=config.shield_rule,
+        delta_safe=config.shield_delta_safe,
+        bound_delta=config.shield_bound_delta,
+    )
+
+
+def agent_config(config: Config):
+    """The :class:`ambs_verify.agents.config.AgentConfig` these keys describe (sizes, losses, optimisers, safety).
+
+    ``cost_val`` null takes the task family's ``env.<family>.cost_val`` (1.0 for the grid's own default), so the
+    clip bound and the env's cost scale cannot drift apart (spec §14.7).
+    """
+    from .agents import config as A  # agents is optional at import time of the CLI
+
+    c = config
+    env_cost = c.env[env_family(c.task)].get("cost_val")
+    cost_val = c.cost_val if c.cost_val is not None else (env_cost if env_cost is not None else 1.0)
+
+    def opt(block: Config) -> A.OptimizerConfig:
+        return A.OptimizerConfig(lr=block.lr, eps=block.eps, clip=block.clip)
+
+    ls = c.loss_scales
+    world_model = A.WorldModelConfig(
+        rssm=A.RSSMConfig(**c.rssm.to_dict()),
+        encoder=A.EncoderConfig(**c.encoder.to_dict()),
+        decoder=A.EncoderConfig(symlog_inputs=False, **c.decoder.to_dict()),
+        head_layers=c.heads.layers,
+        head_units=c.heads.units,
+        bins=c.heads.bins,
+        image_scale=ls.image,
+        vector_scale=ls.vector,
+        reward_scale=ls.reward,
+        cont_scale=ls.cont,
+        cost_scale=ls.cost,
+        safe_cont_scale=ls.safe_cont,
+        dyn_scale=ls.dyn,
+        rep_scale=ls.rep,
+        free_bits=c.free_bits,
+        opt=opt(c.model_opt),
+    )
+    actor_critic = A.ActorCriticConfig(
+        actor_layers=c.actor.layers,
+        actor_units=c.actor.units,
+        critic_layers=c.critic.layers,
+        critic_units=c.critic.units,
+        bins=c.critic.bins,
+        minstd=c.actor.minstd,
+        maxstd=c.actor.maxstd,
+        unimix=c.actor.unimix,
+        imag_horizon=c.imag_horizon,
+        horizon=c.horizon,
+        return_lambda=c.return_lambda,
+        slow_critic_fraction=c.slow_critic_fraction,
+        slow_critic_update=c.slow_critic_update,
+        slowreg=ls.slowreg,
+        retnorm_decay=c.retnorm.decay,
+        retnorm_max=c.retnorm.max,
+        retnorm_low=c.retnorm.perclo,
+        retnorm_high=c.retnorm.perchi,
+        actent=c.actent,
+        actor_scale=ls.actor,
+        critic_scale=ls.critic,
+        normalise_ret=c.normalise_ret,
+        actor_grad=c.actor_grad,
+        actor_opt=opt(c.actor_opt),
+        critic_opt=opt(c.critic_opt),
+    )
+    safety = A.SafetyConfig(
+        cost_val=float(cost_val),
+        clip_costs=c.clip_costs,
+        safety_horizon=c.safety_horizon,
+        twin_reduction=c.twin_reduction,
+        shielding=c.shielding,
+        shield_bootstrap=c.shield_bootstrap,
+        safety_critic_opt=opt(c.safety_critic_opt),
+        slow_safety_critic_fraction=c.slow_safety_critic_fraction,
+        slow_safety_critic_update=c.slow_safety_critic_update,
+    )
+    return A.AgentConfig(
+        world_model=world_model,
+        actor_critic=actor_critic,
+        safety=safety,
+        compute_dtype=c.jax.precision,
+        batch_size=c.replay.batch_size,
+        batch_length=c.replay.batch_length,
+    )

@@ -1,0 +1,120 @@
+"""Model-free baselines on Seaquest: agent steps/s of DQN, Rainbow and IQN on this machine, and compile times.
+
+Each agent runs the real thing at dopamine's network sizes (Nature torso on 84×84×4, 512 hidden units; Rainbow
+51 atoms, dueling, noisy; IQN N = N′ = 64, K = 32; batch 32): the labelled ``atari_seaquest`` env with dopamine's
+preprocessing (:func:`~ambs_verify.envs.dopamine_atari.make_dopamine_atari`), one jitted
+acting call per agent step, replay adds, and one gradient update every 4 agent steps (update period 4) with
+prioritized sampling and priority updates for Rainbow. Learning starts after ``warmup`` steps (the replay is
+kept small, 50k, to spare memory; capacity does not change the per-step cost). Reported per agent:
+
+* ``steps_per_s``: agent steps per second over ``steps`` timed steps with learning on (the figure of issue 8);
+* ``act_ms`` / ``update_ms``: medians of the jitted acting call and of one update (sample + train + priorities);
+* ``train_ms``, ``train_gflop``, ``train_gflop_per_s``: the jitted train step alone on a fixed batch, its FLOPs
+  from XLA's cost analysis, and the rate achieved (DESIGN.md §8 asks for it next to wall time);
+* ``env_steps_per_s``: the preprocessed env alone, random actions;
+* ``compile_s``: first-call time of the acting and train functions (trace + XLA compile).
+
+Run: ``python -m benchmarks.baselines_atari [--quick]``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import numpy as np
+
+from ambs_verify.agents.baselines import Learner, make_agent
+from ambs_verify.envs.dopamine_atari import make_dopamine_atari
+
+from .common import main, time_call
+
+AGENTS = ("dqn", "rainbow", "iqn")
+
+
+def _env_rate(steps: int) -> float:
+    env = make_dopamine_atari("seaquest")
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    start = time.perf_counter()
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(int(rng.integers(env.action_space.n)))
+        if terminated or truncated:
+            env.reset()
+    return steps / (time.perf_counter() - start)
+
+
+def bench_agent(name: str, warmup: int, steps: int) -> dict:
+    """Time one agent's acting + learning loop on Seaquest (see the module docstring)."""
+    env = make_dopamine_atari("seaquest")
+    agent = make_agent(name, min_replay_history=warmup)
+    learner = Learner(agent, env.observation_space, env.action_space, num_envs=1, seed=0, replay_capacity=50_000)
+    obs, _ = env.reset(seed=0)
+
+    start = time.perf_counter()
+    learner.act(obs[None])
+    jax.block_until_ready(learner.state)
+    compile_act = time.perf_counter() - start
+
+    def play(n: int) -> int:
+        nonlocal obs
+        updates = 0
+        for _ in range(n):
+            action = learner.act(obs[None])
+            nxt, reward, terminated, truncated, _ = env.step(int(action[0]))
+            updates += len(learner.observe(obs[None], action, [reward], [terminated], [truncated], nxt[None]))
+            obs = env.reset()[0] if terminated or truncated else nxt
+        return updates
+
+    play(warmup)  # fill replay up to the learning threshold (no updates yet)
+    start = time.perf_counter()
+    learner.update()  # first update: compiles the train step
+    jax.block_until_ready(learner.state)
+    compile_train = time.perf_counter() - start
+
+    start = time.perf_counter()
+    updates = play(steps)
+    jax.block_until_ready(learner.state)
+    elapsed = time.perf_counter() - start
+
+    act = time_call(lambda: learner.act(obs[None]), repeats=20)
+    update = time_call(lambda: jax.block_until_ready(learner.update()), repeats=5)
+    batch = learner.replay.sample(agent.config.batch_size)
+    for key in ("index", "probability"):
+        batch.pop(key)
+    key = jax.random.key(1)
+    flops = agent._train_fn.lower(learner.state, batch, key).compile().cost_analysis().get("flops", float("nan"))
+
+    def train_only():
+        learner.state, metrics = agent.train(learner.state, batch, key)
+        jax.block_until_ready(metrics)
+
+    train = time_call(train_only, repeats=5)
+    return {
+        "steps_per_s": steps / elapsed,
+        "timed_steps": steps,
+        "updates": updates,
+        "act_ms": 1e3 * act["median_s"],
+        "update_ms": 1e3 * update["median_s"],
+        "train_ms": 1e3 * train["median_s"],
+        "train_gflop": flops / 1e9,
+        "train_gflop_per_s": flops / 1e9 / train["median_s"],
+        "compile_s": {"act": compile_act, "train": compile_train},
+        "config": {
+            "update_period": agent.config.update_period,
+            "batch_size": agent.config.batch_size,
+            "update_horizon": agent.config.update_horizon,
+        },
+    }
+
+
+def run(quick: bool) -> dict:
+    warmup, steps = (200, 100) if quick else (1000, 800)
+    result = {"game": "seaquest", "env_steps_per_s": _env_rate(500 if quick else 2000), "agents": {}}
+    for name in AGENTS:
+        result["agents"][name] = bench_agent(name, warmup, steps)
+    return result
+
+
+if __name__ == "__main__":
+    main("baselines_atari", run)

@@ -1,0 +1,183 @@
+"""Config blocks, dotted overrides, typing, one-line errors and the YAML round trip."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from ambs_verify.config import (
+    Config,
+    ConfigError,
+    agent_config,
+    block_names,
+    env_options,
+    load_blocks,
+    parse_train_args,
+    resolve,
+)
+
+
+def test_familiar_command_shape():
+    argv = (
+        "--configs atari xlarge --task atari_seaquest --env.atari.labels death early-surface out-of-oxygen "
+        "--run.steps 1e7 --logdir runs/seaquest"
+    ).split()
+    cfg = parse_train_args(argv)
+    assert cfg.run.steps == 10_000_000 and isinstance(cfg.run.steps, int)
+    assert cfg.env.atari.labels == ("death", "early-surface", "out-of-oxygen")
+    assert cfg.task == "atari_seaquest" and cfg.logdir == "runs/seaquest"
+    assert cfg.envs.amount == 8 and cfg.run.train_ratio == 64  # from the atari block
+    assert cfg.rssm.deter == 4096 and cfg.heads.units == 1024
+    assert env_options(cfg)["labels"] == ["death", "early-surface", "out-of-oxygen"]
+
+
+def test_blocks_merge_left_to_right():
+    assert resolve(["small", "debug"]).rssm.deter == 32
+    assert resolve(["debug", "small"]).rssm.deter == 512
+    assert resolve(["debug", "small"]).rssm.stoch == 4  # small leaves stoch alone
+
+
+@pytest.mark.parametrize(
+    ("size", "deter", "cnn", "units", "layers"),
+    [
+        ("small", 512, 32, 512, 2),
+        ("medium", 1024, 48, 640, 3),
+        ("large", 2048, 64, 768, 4),
+        ("xlarge", 4096, 96, 1024, 5),
+    ],
+)
+def test_size_presets_follow_spec_table(size, deter, cnn, units, layers):
+    cfg = resolve([size])
+    assert (cfg.rssm.deter, cfg.encoder.cnn_depth, cfg.decoder.cnn_depth) == (deter, cnn, cnn)
+    assert cfg.rssm.units == cfg.heads.units == cfg.actor.units == cfg.critic.units == units
+    assert cfg.heads.layers == cfg.actor.layers == cfg.critic.layers == layers
+    assert cfg.encoder.mlp_units == 1024  # the reference's size regexes do not touch the vector MLPs
+
+
+def test_debug_and_quickstart_blocks():
+    debug = resolve(["debug"])
+    assert (debug.replay.batch_size, debug.replay.batch_length, debug.shield_samples) == (8, 12, 64)
+    assert (debug.rssm.deter, debug.rssm.stoch, debug.rssm.classes) == (32, 4, 4)
+    quick = resolve(["quickstart"])
+    assert quick.task == "grid" and quick.rssm.deter == 32 and quick.run.steps <= 10_000
+    assert quick.logdir == "runs/quickstart"
+
+
+def test_every_block_resolves_alone():
+    for name in block_names():
+        resolve([name])
+
+
+def test_override_types():
+    cfg = parse_train_args(
+        [
+            "--plpg",
+            "--copt",
+            "false",
+            "--normalise_ret=False",
+            "--shield_eps",
+            "0.05",
+            "--seed",
+            "-3",
+            "--env.grid.slip",
+            "0.2",
+            "--env.grid.hazards",
+            "[[1, 1]]",
+            "--env.atari.size",
+            "84",
+            "84",
+            "--configs=debug,small",
+            "--run.train-ratio",
+            "16",
+        ]
+    )
+    assert cfg.plpg is True and cfg.copt is False and cfg.normalise_ret is False
+    assert cfg.shield_eps == 0.05 and cfg.seed == -3 and cfg.run.train_ratio == 16
+    assert cfg.env.grid.slip == 0.2 and cfg.env.grid.hazards == ((1, 1),)
+    assert cfg.env.atari.size == (84, 84) and cfg.rssm.deter == 512
+    assert env_options(resolve(overrides={"env.grid.slip": 0.3})) == {"slip": 0.3}
+
+
+def test_regex_override_matches_like_the_reference():
+    cfg = parse_train_args(["--.*\\.units", "64"])
+    assert cfg.rssm.units == cfg.heads.units == cfg.actor.units == cfg.critic.units == 64
+    assert cfg.encoder.mlp_units == 1024
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--configs", "nope"], "unknown config block 'nope'; accepted: debug"),
+        (["--run.stepz", "3"], "unknown config key 'run.stepz' (did you mean run.steps?); keys under run: steps"),
+        (["--run.steps", "abc"], "--run.steps expects an integer"),
+        (["--run.steps", "1.5"], "--run.steps expects an integer"),
+        (["--plpg", "maybe"], "--plpg expects True or False"),
+        (["--shield_eps", "x"], "--shield_eps expects a number"),
+        (["--run", "3"], "run is a group of keys"),
+        (["--run.steps"], "--run.steps needs a value"),
+        (["--seed", "1", "2"], "--seed takes one value"),
+        (["positional"], "unexpected argument 'positional'"),
+        (["--jax.precision", "float64"], "--jax.precision must be one of float32, bfloat16, float16"),
+        (["--envs.amount", "0"], "--envs.amount must be >= 1"),
+        (["--x\\.nothing.*", "1"], "matches no config key"),
+    ],
+)
+def test_one_line_errors(argv, message):
+    with pytest.raises(ConfigError) as info:
+        parse_train_args(argv)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_block_value_names_the_block(tmp_path):
+    path = tmp_path / "configs.yaml"
+    blocks = load_blocks()
+    blocks["broken"] = {"run": {"steps": "many"}}
+    import yaml
+
+    path.write_text(yaml.safe_dump(blocks))
+    with pytest.raises(ConfigError, match=r"block 'broken': --run\.steps expects an integer"):
+        resolve(["broken"], path=path)
+
+
+def test_config_is_immutable_and_round_trips_yaml():
+    cfg = parse_train_args(["--configs", "atari", "--env.atari.labels", "death", "--run.steps", "1e7"])
+    with pytest.raises(AttributeError):
+        cfg.seed = 3
+    with pytest.raises(TypeError):
+        cfg["seed"] = 3
+    again = Config.from_yaml(cfg.to_yaml())
+    assert again == cfg and hash(again) == hash(cfg)
+    assert again.flat()["env.atari.labels"] == "death"  # one value for a null-default key stays a scalar
+    assert cfg.replace({"run.steps": "5e3"}).run.steps == 5000 and cfg.run.steps == 10_000_000
+    with pytest.raises(ConfigError, match="unknown config key"):
+        Config.from_yaml("run:\n  stepz: 3\n")
+
+
+def test_defaults_hold_no_numbers_as_text():
+    # YAML 1.1 reads `1e-4` as a string; every numeric default must be written so it parses as a number.
+    import re
+
+    for key, value in resolve().flat().items():
+        if isinstance(value, str):
+            assert not re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", value), key
+
+
+def test_log_and_save_every_are_steps():
+    cfg = resolve()
+    assert isinstance(cfg.run.log_every, int) and isinstance(cfg.run.save_every, int)
+    assert resolve(overrides={"run.log_every": "1e3"}).run.log_every == 1000
+    with pytest.raises(ConfigError, match="expects an integer"):
+        resolve(overrides={"run.save_every": "300s"})
+
+
+def test_agent_config_mapping():
+    cfg = resolve(["quickstart"], {"shielding": False, "horizon": 100.0, "jax.precision": "bfloat16"})
+    agent = agent_config(cfg)
+    assert agent.world_model.rssm.deter == 32 and agent.world_model.head_units == 16
+    assert agent.actor_critic.horizon == 100.0 and agent.safety.shielding is False
+    assert agent.safety.cost_val == 1.0  # the grid's own cost_val
+    assert agent.compute_dtype == "bfloat16" and (agent.batch_size, agent.batch_length) == (8, 12)
+    assert dataclasses.is_dataclass(agent)
+    assert agent_config(resolve(["atari"])).safety.cost_val == 10.0

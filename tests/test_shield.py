@@ -1,0 +1,127 @@
+"""The shield: cost-to-go against hand computation, p̂ against a slow per-trace reference on the same imagined
+states, override exactly when the rule says, with real (debug-size) modules."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ambs_verify.agents import rssm as R
+from ambs_verify.agents.agent import Agent
+from ambs_verify.agents.config import make_config
+from ambs_verify.agents.distributions import symlog, twohot_bins
+from ambs_verify.agents.shield import ShieldConfig, discounted_cost_to_go, shield_decision, violation_threshold
+from ambs_verify.estimators import upper_bound
+
+N_ENVS, OBS = 3, 36
+
+
+@pytest.fixture(scope="module")
+def agent():
+    ag = Agent(make_config("debug"), {"vector": (OBS,)}, 4, True)
+    state = ag.init(jax.random.PRNGKey(0))
+    obs = {"vector": jax.nn.one_hot(jnp.array([0, 7, 20]), OBS)}
+    post = ag.observe_step(state, ag.initial_carry(state, N_ENVS), obs, jnp.ones(N_ENVS, bool), jax.random.PRNGKey(1))
+    return ag, state, post
+
+
+def with_cost_bias(state, value: float):
+    """A copy of the learner state whose cost head predicts ``value`` everywhere (all mass on its bin)."""
+    bins = np.asarray(twohot_bins())
+    target = int(np.argmin(np.abs(bins - float(symlog(jnp.float32(value))))))
+    bias = np.full(bins.shape, -30.0, np.float32)
+    bias[target] = 30.0
+    params = jax.tree.map(lambda x: x, state["wm"]["params"])
+    params["cost"]["out"]["Dense_0"]["bias"] = jnp.asarray(bias)
+    params["cost"]["out"]["Dense_0"]["kernel"] = jnp.zeros_like(params["cost"]["out"]["Dense_0"]["kernel"])
+    return {**state, "wm": {**state["wm"], "params": params}}
+
+
+def test_violation_threshold_matches_the_paper():
+    assert violation_threshold(ShieldConfig()) == pytest.approx(10 * (1 - 1 / 333) ** 30)
+    assert violation_threshold(ShieldConfig()) == pytest.approx(9.1372, abs=1e-4)
+
+
+def test_discounted_cost_to_go_by_hand():
+    g = 0.5
+    cost = jnp.array([[1.0, 0.0], [2.0, 4.0], [3.0, 8.0]])  # H = 3, two traces
+    cont = jnp.array([[1.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    boot = jnp.array([10.0, 10.0])
+    out = discounted_cost_to_go(cost, cont, boot, g)
+    # trace 0: 1 + .5*2 + .25*3 + .125*10 = 4.0; trace 1: 0 + .5*4 + (cont_2 = 0 stops the rest) = 2.0
+    np.testing.assert_allclose(out, [4.0, 2.0])
+
+
+def slow_reference(agent, state, post, config, key):
+    """Per env, per trace, per step in Python on the same imagined states as the shield."""
+    ag, m, H = agent, config.samples, config.horizon
+    starts = jax.tree.map(lambda x: jnp.repeat(x, m, axis=0), post)
+    states, _ = ag.wm.imagine(state["wm"]["params"], ag.task.policy(state["task"]["actor"]), starts, H, key)
+    feat = np.asarray(R.feat(states))
+    params = state["wm"]["params"]
+    cost = np.clip(np.asarray(ag.wm.cost(params, jnp.asarray(feat))), 0, config.cost_val)
+    cont = np.asarray(ag.wm.cont(params, jnp.asarray(feat)))
+    boot = np.clip(np.asarray(ag.task.value(state["task"], "cost", jnp.asarray(feat[-1]))), 0, config.cost_val)
+    threshold = config.cost_val * config.discount**config.threshold_horizon
+    p = []
+    for env in range(N_ENVS):
+        hits = 0
+        for j in range(m):
+            row = env * m + j  # env-major tiling
+            g, alive = 0.0, 1.0
+            for t in range(1, H + 1):
+                g += config.discount ** (t - 1) * alive * cost[t, row]
+                alive *= cont[t, row]
+            g += config.discount**H * alive * boot[row]
+            hits += g > threshold
+        p.append(hits / m)
+    return np.array(p)
+
+
+@pytest.mark.parametrize(("value", "expected"), [(0.0, [0, 0, 0]), (2.0, [0.625, 0.625, 0.75])])
+def test_p_hat_equals_slow_reference(agent, value, expected):
+    ag, state, post = agent
+    # A predicted cost of 2 per step crosses C * gamma^T = 9.14 within 5 steps only on traces whose continue
+    # head stays on, so p̂ lands strictly between 0 and 1 (the expected values pin that).
+    state = with_cost_bias(state, value)
+    config = ShieldConfig(samples=8, horizon=5, cost_val=10.0)
+    key = jax.random.PRNGKey(3)
+    out = shield_decision(config, ag.wm, ag.task, state["wm"]["params"], state["task"], post, key)
+    np.testing.assert_allclose(np.asarray(out["p_hat"]), slow_reference(ag, state, post, config, key))
+    np.testing.assert_allclose(np.asarray(out["p_hat"]), expected)
+    assert out["p_hat"].shape == (N_ENVS,) and np.all(np.asarray(out["samples"]) == 8)
+
+
+def test_overrides_exactly_when_the_rule_says(agent):
+    ag, state, post = agent
+    key = jax.random.PRNGKey(4)
+    config = ShieldConfig(samples=16, horizon=5)
+    safe = shield_decision(config, ag.wm, ag.task, state["wm"]["params"], state["task"], post, key)
+    assert np.all(np.asarray(safe["p_hat"]) == 0) and not np.any(np.asarray(safe["override"]))
+    # A cost head that predicts a violation (cost C = 10) at every imagined step: every trace violates.
+    danger = with_cost_bias(state, 10.0)
+    out = shield_decision(config, ag.wm, ag.task, danger["wm"]["params"], danger["task"], post, key)
+    assert np.all(np.asarray(out["p_hat"]) == 1) and np.all(np.asarray(out["override"]))
+
+
+def test_bound_rule_uses_the_certified_kl_bound(agent):
+    ag, state, post = agent
+    key = jax.random.PRNGKey(5)
+    config = ShieldConfig(samples=16, horizon=5, rule="bound", delta_safe=0.2, bound_delta=0.01)
+    out = shield_decision(config, ag.wm, ag.task, state["wm"]["params"], state["task"], post, key)
+    # k = 0 of 16: the KL upper bound is 1 - 0.01**(1/16) = 0.2501 > 0.2, so even p̂ = 0 overrides.
+    np.testing.assert_allclose(np.asarray(out["bound"]), upper_bound(0, 16, 0.01, "kl"), atol=1e-6)
+    assert np.all(np.asarray(out["override"]))
+    relaxed = ShieldConfig(samples=16, horizon=5, rule="bound", delta_safe=0.3, bound_delta=0.01)
+    out = shield_decision(relaxed, ag.wm, ag.task, state["wm"]["params"], state["task"], post, key)
+    assert not np.any(np.asarray(out["override"]))
+
+
+def test_shield_is_one_jitted_call(agent):
+    ag, state, post = agent
+    config = ShieldConfig(samples=32, horizon=4)
+    fn = jax.jit(lambda s, p, k: shield_decision(config, ag.wm, ag.task, s["wm"]["params"], s["task"], p, k))
+    out = fn(state, post, jax.random.PRNGKey(0))
+    assert out["p_hat"].shape == (N_ENVS,)
+    with pytest.raises(ValueError, match="accepted: estimate, bound"):
+        ShieldConfig(rule="vote")
