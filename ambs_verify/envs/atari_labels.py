@@ -15,6 +15,7 @@ deviation from the reference. ``REGISTRY`` maps a game (ALE ROM id) to ``{label 
 from __future__ import annotations
 
 import copy
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from functools import partial
 
@@ -105,17 +106,18 @@ def colour_sum(rgb: np.ndarray) -> np.ndarray:
     return rgb.sum(axis=-1, dtype=np.int32)
 
 
-class Labeller:
+class Labeller(ABC):
     """Base class: ``reset(frame)`` at the start of an episode, ``__call__(frame) -> bool`` after every frame.
 
     ``state()``/``set_state()`` copy the labeller's memory (every instance attribute) for snapshots.
     """
 
-    def reset(self, frame: FrameView) -> None:
+    def reset(self, frame: FrameView) -> None:  # noqa: B027 (a no-op default; stateless labellers keep it)
         """Forget the previous episode; ``frame`` describes the state the episode starts from."""
 
+    @abstractmethod
     def __call__(self, frame: FrameView) -> bool:
-        raise NotImplementedError
+        """Whether the label fires on this emulator frame."""
 
     def state(self) -> dict:
         return copy.deepcopy(self.__dict__)

@@ -19,6 +19,7 @@ that changes is one :class:`BaselineState` pytree, so checkpoints save exactly t
 from __future__ import annotations
 
 import dataclasses
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -136,7 +137,7 @@ def _global_norm(tree: Any) -> jax.Array:
     return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree.leaves(tree)))
 
 
-class BaselineAgent:
+class BaselineAgent(ABC):
     """Shell shared by the three agents; subclasses provide the network and the loss (see the module docstring).
 
     Parameters
@@ -161,18 +162,22 @@ class BaselineAgent:
 
     # ------------------------------------------------------------------------------------- subclass API
 
+    @abstractmethod
     def build_network(self, num_actions: int) -> flax.linen.Module:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def init_params(self, rng: jax.Array, obs: jax.Array) -> Any:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def greedy_actions(self, params: Any, obs: jax.Array, rng: jax.Array | None) -> jax.Array:
         """``(N, *obs)`` → greedy actions ``(N,)``; ``rng=None`` means eval mode (no NoisyNet noise)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def loss(self, params: Any, target_params: Any, batch: dict, rng: jax.Array) -> tuple[jax.Array, dict]:
-        raise NotImplementedError
+        ...
 
     # ------------------------------------------------------------------------------------- public API
 
