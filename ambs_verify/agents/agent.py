@@ -38,6 +38,21 @@ def count_params(tree) -> int:
     return int(sum(np.prod(x.shape) for x in jax.tree.leaves(tree)))
 
 
+def _value_critic(name: str, reward: str, ac) -> CriticSpec:
+    """A single critic with the actor-critic's discount, optimiser and slow-critic settings (advantage scale 1)."""
+    return CriticSpec(
+        name,
+        reward,
+        "cont",
+        ac.discount,
+        scale=1.0,
+        members=1,
+        opt=ac.critic_opt,
+        slow_fraction=ac.slow_critic_fraction,
+        slow_update=ac.slow_critic_update,
+    )
+
+
 class Agent:
     """DreamerV3 + AMBS learner.
 
@@ -60,20 +75,7 @@ class Agent:
         cost_clip = s.cost_val if s.clip_costs else None
         self.wm = WorldModel(config.world_model, obs_space, act_dim, cost_clip, dtype)
         ac = config.actor_critic
-        task_critics = [
-            CriticSpec(
-                "extr",
-                "reward",
-                "cont",
-                ac.discount,
-                1.0,
-                1,
-                "min",
-                ac.critic_opt,
-                ac.slow_critic_fraction,
-                ac.slow_critic_update,
-            )
-        ]
+        task_critics = [_value_critic("extr", "reward", ac)]
         if s.shield_bootstrap:
             task_critics.append(
                 CriticSpec(
@@ -92,20 +94,7 @@ class Agent:
         self.task = ImagActorCritic(ac, tuple(task_critics), self.wm, act_dim, discrete, cost_clip, dtype)
         self.safe = None
         if s.shielding:
-            safe_critics = (
-                CriticSpec(
-                    "cost",
-                    "neg_cost",
-                    "cont",
-                    ac.discount,
-                    1.0,
-                    1,
-                    "min",
-                    ac.critic_opt,
-                    ac.slow_critic_fraction,
-                    ac.slow_critic_update,
-                ),
-            )
+            safe_critics = (_value_critic("cost", "neg_cost", ac),)
             self.safe = ImagActorCritic(ac, safe_critics, self.wm, act_dim, discrete, cost_clip, dtype)
 
     # ------------------------------------------------------------------------------------------- init
