@@ -2,22 +2,12 @@
 resumes, and rejects bad keys in one line."""
 
 import json
-import sys
 
 import pytest
-
-from ambs_verify.cli import main
+from test_cli import run  # the same in-process CLI runner
 
 FAST = ["--shield_samples", "16", "--imag_horizon", "5", "--envs.amount", "2", "--run.train_fill", "60"]
 FAST += ["--run.log_every", "50", "--run.save_every", "100", "--replay.batch_size", "4", "--replay.batch_length", "8"]
-
-
-def run(args, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["ambs-verify", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
 
 
 def test_train_logs_checkpoints_and_resumes(tmp_path, monkeypatch, capsys):
