@@ -620,10 +620,28 @@ def agent_config(config: Config):
         slow_safety_critic_fraction=c.slow_safety_critic_fraction,
         slow_safety_critic_update=c.slow_safety_critic_update,
     )
+    penalty = A.PenaltyConfig(
+        penalty_coeff=c.penalty_coeff,
+        penl_critic_type=c.penl_critic_type,
+        use_safety_critic_params=c.use_safety_critic_params,
+        plpg=c.plpg,
+        copt=c.copt,
+        sigmoid_scale=c.sigmoid_scale,
+        threshold_horizon=c.shield_horizon,
+    )
+    lagrangian = A.LagrangianConfig(
+        enabled=c.agent == "lagrangian",
+        lagrange_mult=c.lagrange_mult,
+        penalty_mult=c.penalty_mult,
+        penalty_pow=c.penalty_pow,
+        cost_threshold=c.cost_threshold,
+    )
     return A.AgentConfig(
         world_model=world_model,
         actor_critic=actor_critic,
         safety=safety,
+        penalty=penalty,
+        lagrangian=lagrangian,
         compute_dtype=c.jax.precision,
         batch_size=c.replay.batch_size,
         batch_length=c.replay.batch_length,

@@ -150,6 +150,28 @@ def test_resume_equals_uninterrupted_run(uninterrupted, tmp_path):
     np.testing.assert_array_equal(np.asarray(ck_a.tree["key"]), np.asarray(ck_b.tree["key"]))
 
 
+def test_corrupted_latest_checkpoint_falls_back_to_the_previous_one(uninterrupted, tmp_path):
+    tmp, straight_agent, straight = uninterrupted
+    loop.train(_config(tmp_path, "corrupt", **{"run.steps": 300}), TabularAgent())
+    run = RunDir(tmp_path / "corrupt")
+    assert run.checkpoint_steps() == [150, 300]
+    victim = max(
+        (p for p in (run.checkpoints_dir / "300" / "state").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size
+    )
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    agent = TabularAgent()
+    with pytest.warns(RuntimeWarning, match=r"checkpoint 300 is unusable .*falling back to step 150"):
+        result = loop.train(_config(tmp_path, "corrupt"), agent)
+    assert result.resumed_from == 150 and result.step == 600
+    # Resuming from the older checkpoint (its replay head, sampler and key) reproduces the uninterrupted run.
+    assert result.updates == straight.updates and result.episodes == straight.episodes
+    np.testing.assert_array_equal(np.asarray(agent.state["q"]), np.asarray(straight_agent.state["q"]))
+    assert _metrics_without_time(run) == _metrics_without_time(RunDir(tmp / "straight"))
+    Checkpointer(run.checkpoints_dir).verify(300)  # re-written when training passed step 300 again
+
+
 def test_resume_after_crash_drops_metrics_after_checkpoint(tmp_path):
     config = _config(tmp_path, "crash", **{"run.steps": 300})
     loop.train(config, TabularAgent())

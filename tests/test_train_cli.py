@@ -47,12 +47,35 @@ def test_unshielded_baseline_logs_no_shield(tmp_path, monkeypatch, capsys):
     assert "p_hat" not in text and "override" not in text
 
 
+PLPG = ["--penalty_coeff", "0.8", "--plpg", "True", "--normalise_ret", "False", "--penl_critic_type", "vfunction"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "metric"),
+    [
+        (PLPG, "train/task/plpg_weight_mean"),
+        (["--agent", "lagrangian", "--cost_threshold", "0.5"], "train/task/lagrange_multiplier"),
+    ],
+    ids=["penl-plpg", "lagrangian"],
+)
+def test_penalty_and_lagrangian_variants_train(extra, metric, tmp_path, monkeypatch, capsys):
+    """The seeds' flag combinations are accepted and their shaping metrics reach metrics.jsonl."""
+    logdir = tmp_path / "variant"
+    args = ["train", "--configs", "quickstart", *FAST, *extra, "--run.steps", "80", "--run.log_every", "80"]
+    code, _, err = run([*args, "--logdir", str(logdir)], monkeypatch, capsys)
+    assert code == 0, err
+    keys = set().union(*(json.loads(line) for line in (logdir / "metrics.jsonl").read_text().splitlines()))
+    assert metric in keys
+    assert ("train/task/penl_critic_loss" in keys) == ("--penalty_coeff" in extra)
+
+
 @pytest.mark.parametrize(
     ("extra", "fragment"),
     [
         (["--run.stepz", "5"], "run.stepz"),
         (["--configs", "nope"], "nope"),
-        (["--agent", "lagrangian"], "accepted: ambs, dreamer"),
+        (["--agent", "dreamer", "--plpg", "True"], "plpg needs the safe policy"),
+        (["--penl_critic_type", "qfunction"], "penl_critic_type"),
     ],
 )
 def test_bad_train_input_is_one_line(extra, fragment, tmp_path, monkeypatch, capsys):

@@ -29,6 +29,14 @@ from . import rssm as R
 from .config import ActorCriticConfig, OptimizerConfig
 from .nets import MLP, OutDense
 from .optim import ema, make_optimizer, optimizer_step
+from .penalties import (
+    Shaping,
+    copt_weight,
+    discounted_cost_returns,
+    lagrangian_penalty,
+    lagrangian_update,
+    plpg_weight,
+)
 
 __all__ = [
     "Actor",
@@ -210,6 +218,7 @@ class ImagActorCritic:
         actor_opt   its optimiser state
         critics     {name: {"params", "slow", "opt"}}  (parameters stacked over ensemble members)
         retnorm     {name: (2,) [low, high]}           (critics with a non-zero advantage scale)
+        lagrange    {"lambda", "mu"} scalars             (only with the Lagrangian shaping)
 
     Parameters
     ----------
@@ -218,6 +227,9 @@ class ImagActorCritic:
     wm : the :class:`~ambs_verify.agents.world_model.WorldModel`.
     act_dim, discrete : the action space.
     cost_clip : C for clipping predicted costs used as critic rewards (``None``: no clipping).
+    shaping : :class:`~ambs_verify.agents.penalties.Shaping` of the ``"extr"`` advantage (PLPG, COPT, Lagrangian).
+        PLPG needs the safe critic's parameters in ``aux["safe_critic"]``; COPT the ``"cost"`` critic (bootstrap);
+        the Lagrangian a ``"cost"`` critic whose lambda-return is penalised.
     """
 
     def __init__(
@@ -229,9 +241,16 @@ class ImagActorCritic:
         discrete: bool,
         cost_clip: float | None = 10.0,
         dtype: jnp.dtype | type = jnp.float32,
+        shaping: Shaping | None = None,
     ) -> None:
         self.config = config
         self.critics = tuple(critics)
+        self.shaping = shaping = shaping or Shaping()
+        names = {s.name for s in self.critics}
+        if (shaping.copt or shaping.lagrangian) and "cost" not in names:
+            raise ValueError("COPT and the Lagrangian penalty need a 'cost' critic")
+        if shaping.active and "extr" not in names:
+            raise ValueError("advantage shaping needs the 'extr' critic")
         self.wm = wm
         self.act_dim = int(act_dim)
         self.discrete = bool(discrete)
@@ -267,7 +286,13 @@ class ImagActorCritic:
             }
             if spec.scale != 0.0:
                 retnorm[spec.name] = jnp.zeros((2,), jnp.float32)
-        return {"actor": actor, "actor_opt": self.actor_tx.init(actor), "critics": critics, "retnorm": retnorm}
+        state = {"actor": actor, "actor_opt": self.actor_tx.init(actor), "critics": critics, "retnorm": retnorm}
+        if self.shaping.lagrangian:
+            state["lagrange"] = {
+                "lambda": jnp.asarray(self.shaping.lagrange_mult, jnp.float32),
+                "mu": jnp.asarray(self.shaping.penalty_mult, jnp.float32),
+            }
+        return state
 
     # -------------------------------------------------------------------------------------- functions
 
@@ -317,6 +342,8 @@ class ImagActorCritic:
         f = R.feat(states)
         traj = {"feat": f, "action": actions}
         needs = {s.reward for s in self.critics} | {s.cont for s in self.critics} | {"cont"}
+        if self.shaping.active:
+            needs.add("cost")
         if "cont" in needs:
             traj["cont"] = jnp.concatenate([start["cont"][None].astype(jnp.float32), wm.cont(wm_params, f[1:])])
         if "safe_cont" in needs:
@@ -350,34 +377,84 @@ class ImagActorCritic:
 
     # ------------------------------------------------------------------------------------------- loss
 
+    def shaping_weight(
+        self, state: dict, traj: Mapping[str, jax.Array], aux: Mapping[str, dict]
+    ) -> tuple[jax.Array, dict]:
+        """The factor ``(H, N)`` on the normalised ``"extr"`` advantage: PLPG's ``rho`` first, then COPT's
+        ``1 - sg(w)`` (spec §6.3: that order when both are on); 1 when neither is on."""
+        sh, metrics = self.shaping, {}
+        weight = jnp.ones_like(traj["cost"] if "cost" in traj else traj["reward"])
+        if sh.plpg:
+            safe_value = self.critic_values(aux["safe_critic"], traj["feat"])[0]
+            rho = plpg_weight(traj["cost"], safe_value)
+            weight = weight * rho
+            metrics.update(plpg_weight_mean=sg(rho).mean(), plpg_weight_min=sg(rho).min())
+        if sh.copt:
+            boot = self._clip_cost(self.value(state, "cost", traj["feat"][-1]))
+            returns = discounted_cost_returns(traj["cost"], traj["cont"][1:], boot, sh.cost_discount)
+            w = sg(copt_weight(returns, sh.copt_threshold, sh.copt_scale))
+            weight = weight * (1.0 - w)
+            metrics.update(copt_weight_mean=w.mean(), copt_weight_max=w.max())
+        return weight, metrics
+
     def actor_loss(
-        self, actor_params: dict, state: dict, wm_params: dict, start: Mapping[str, jax.Array], key: jax.Array
+        self,
+        actor_params: dict,
+        state: dict,
+        wm_params: dict,
+        start: Mapping[str, jax.Array],
+        key: jax.Array,
+        aux: Mapping[str, dict] | None = None,
     ) -> tuple[jax.Array, tuple[dict, dict, dict, dict]]:
         """Actor loss on freshly imagined trajectories.
 
-        Returns ``(loss, (metrics, traj, returns, retnorm))``: ``returns`` are every critic's lambda-returns
-        (stop-gradiented; the critics' targets) and ``retnorm`` the updated normaliser statistics.
+        The advantage is ``sum_critics scale * (R - V) / S / Z`` (``S`` the critic's return scale, ``Z`` the sum
+        of scales with ``normalise_ret``, else 1), the ``"extr"`` term multiplied by :meth:`shaping_weight`, minus
+        the Lagrangian penalty when that is on. ``aux`` holds other behaviours' parameters (``"safe_critic"`` for
+        PLPG).
+
+        Returns ``(loss, (metrics, traj, returns, extra))``: ``returns`` are every critic's lambda-returns
+        (stop-gradiented; the critics' targets); ``extra`` holds the updated ``retnorm`` statistics and, with the
+        Lagrangian, the updated multipliers.
         """
         c = self.config
+        aux = aux or {}
         traj = self.imagine(actor_params, wm_params, start, key)
         if self.actor_grad == "reinforce":
             traj = sg(traj)
         dist = self.dist(actor_params, sg(traj["feat"][:-1]))
         total = sum(s.scale for s in self.critics) if c.normalise_ret else 1.0
         adv = 0.0
-        metrics, returns, retnorm = {}, {}, {}
+        metrics, returns, raw_returns, extra = {}, {}, {}, {"retnorm": {}}
         for spec in self.critics:
             rew, ret, base = self.score(spec, state["critics"][spec.name]["params"], traj)
-            returns[spec.name] = sg(ret)
+            returns[spec.name], raw_returns[spec.name] = sg(ret), ret
             metrics[f"{spec.name}_reward_mean"] = sg(rew).mean()
             metrics[f"{spec.name}_return_mean"] = sg(ret).mean()
             metrics[f"{spec.name}_value_mean"] = sg(base).mean()
             if spec.scale == 0.0:
                 continue
             stats, _, scale = retnorm_update(state["retnorm"][spec.name], ret, c)
-            retnorm[spec.name] = stats
+            extra["retnorm"][spec.name] = stats
             metrics[f"{spec.name}_return_scale"] = scale
-            adv = adv + (ret - base) / scale * (spec.scale / total)
+            normed = (ret - base) / scale
+            if spec.name == "extr" and (self.shaping.plpg or self.shaping.copt):
+                weight, mets = self.shaping_weight(state, traj, aux)
+                normed = normed * weight
+                metrics.update(mets)
+            adv = adv + normed * (spec.scale / total)
+        if self.shaping.lagrangian:
+            lag = state["lagrange"]
+            psi, cond = lagrangian_penalty(raw_returns["cost"], lag["lambda"], lag["mu"], self.shaping.cost_threshold)
+            adv = adv - psi
+            lam, mu = lagrangian_update(lag["lambda"], lag["mu"], cond, self.shaping.penalty_pow)
+            extra["lagrange"] = {"lambda": lam, "mu": mu}
+            metrics.update(
+                lagrange_multiplier=lag["lambda"],
+                penalty_multiplier=lag["mu"],
+                penalty_mean=sg(psi).mean(),
+                safety_cond_mean=sg(cond).mean(),
+            )
         if self.actor_grad == "backprop":
             loss = -adv
         else:
@@ -389,7 +466,7 @@ class ImagActorCritic:
         metrics["actor_entropy"] = ent.mean()
         metrics["adv_mean"] = sg(jnp.asarray(adv)).mean()
         metrics["adv_std"] = sg(jnp.asarray(adv)).std()
-        return loss, (metrics, sg(traj), returns, retnorm)
+        return loss, (metrics, sg(traj), returns, sg(extra))
 
     def critic_loss(
         self,
@@ -418,15 +495,22 @@ class ImagActorCritic:
     # ----------------------------------------------------------------------------------------- update
 
     def update(
-        self, state: dict, wm_params: dict, start: Mapping[str, jax.Array], key: jax.Array, step: jax.Array
+        self,
+        state: dict,
+        wm_params: dict,
+        start: Mapping[str, jax.Array],
+        key: jax.Array,
+        step: jax.Array,
+        aux: Mapping[str, dict] | None = None,
     ) -> tuple[dict, dict]:
-        """Actor step, then one step per critic on the same trajectories, then slow-critic EMA.
+        """Actor step, then one step per critic on the same trajectories, then slow-critic EMA (and the
+        Lagrangian multipliers' step, when on).
 
-        ``step`` is the agent's update counter (0 at the first update: the slow critics are then copied).
-        Returns ``(state, metrics)``.
+        ``step`` is the agent's update counter (0 at the first update: the slow critics are then copied);
+        ``aux`` as in :meth:`actor_loss`. Returns ``(state, metrics)``.
         """
         grad_fn = jax.value_and_grad(self.actor_loss, has_aux=True)
-        (_, (metrics, traj, returns, retnorm)), grads = grad_fn(state["actor"], state, wm_params, start, key)
+        (_, (metrics, traj, returns, extra)), grads = grad_fn(state["actor"], state, wm_params, start, key, aux)
         actor, actor_opt, gnorm = optimizer_step(self.actor_tx, state["actor"], state["actor_opt"], grads)
         metrics["actor_grad_norm"] = gnorm
         critics = {}
@@ -443,5 +527,7 @@ class ImagActorCritic:
             critics[spec.name] = {"params": params, "slow": ema(cs["slow"], params, mix), "opt": opt}
             metrics.update(mets)
             metrics[f"{spec.name}_critic_grad_norm"] = cnorm.mean()
-        new_state = {"actor": actor, "actor_opt": actor_opt, "critics": critics, "retnorm": retnorm}
+        new_state = {"actor": actor, "actor_opt": actor_opt, "critics": critics, "retnorm": extra["retnorm"]}
+        if "lagrange" in extra:
+            new_state["lagrange"] = extra["lagrange"]
         return new_state, metrics

@@ -1,8 +1,9 @@
 """The AMBS DreamerV3 agent's learner: initialisation and the jitted train step (spec §1, §3, §4).
 
 One update = world model, then the safe behaviour (reward -clip(cost, 0, C)), then the task behaviour (extrinsic
-reward) together with its TD3-style twin cost critic (advantage scale 0). Both behaviours imagine from the same
-``B * T`` posterior states of the batch with the freshly updated world model.
+reward) together with its TD3-style twin cost critic (advantage scale 0), the PENL critic and the PLPG / COPT /
+Lagrangian shaping of its advantage when configured (:func:`task_critics`, :func:`task_shaping`). Both behaviours
+imagine from the same ``B * T`` posterior states of the batch with the freshly updated world model.
 
 The whole learner state is one pytree of dicts and arrays (saveable as is)::
 
@@ -26,9 +27,10 @@ import numpy as np
 from . import rssm as R
 from .actor_critic import CriticSpec, ImagActorCritic
 from .config import AgentConfig
+from .penalties import Shaping
 from .world_model import WorldModel
 
-__all__ = ["Agent", "count_params"]
+__all__ = ["Agent", "count_params", "task_critics", "task_shaping"]
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
@@ -38,18 +40,74 @@ def count_params(tree) -> int:
     return int(sum(np.prod(x.shape) for x in jax.tree.leaves(tree)))
 
 
-def _value_critic(name: str, reward: str, ac) -> CriticSpec:
-    """A single critic with the actor-critic's discount, optimiser and slow-critic settings (advantage scale 1)."""
+def _value_critic(name: str, reward: str, ac, scale: float = 1.0) -> CriticSpec:
+    """A single critic with the actor-critic's discount, optimiser and slow-critic settings."""
     return CriticSpec(
         name,
         reward,
         "cont",
         ac.discount,
-        scale=1.0,
+        scale=scale,
         members=1,
         opt=ac.critic_opt,
         slow_fraction=ac.slow_critic_fraction,
         slow_update=ac.slow_critic_update,
+    )
+
+
+def _safety_critic(name: str, reward: str, cont: str, s, scale: float = 0.0, members: int = 1) -> CriticSpec:
+    """A critic with the safety critic's discount gamma_s, optimiser and slow-critic settings."""
+    return CriticSpec(
+        name,
+        reward,
+        cont,
+        s.discount,
+        scale,
+        members,
+        s.twin_reduction,
+        s.safety_critic_opt,
+        s.slow_safety_critic_fraction,
+        s.slow_safety_critic_update,
+    )
+
+
+def task_critics(config: AgentConfig) -> tuple[CriticSpec, ...]:
+    """The task behaviour's critics: ``extr``; the twin ``cost`` critic (shield bootstrap, COPT) or, for the
+    Lagrangian baseline, a single ``cost`` critic with ``cont``; and the PENL critic ``penl`` when
+    ``penalty_coeff`` != 0 (spec §4.1, §6.1, §7.1)."""
+    ac, s, p = config.actor_critic, config.safety, config.penalty
+    critics = [_value_critic("extr", "reward", ac)]
+    if config.lagrangian.enabled:
+        critics.append(_safety_critic("cost", "cost", "cont", s))
+    elif s.shield_bootstrap:
+        critics.append(_safety_critic("cost", "cost", "safe_cont", s, members=2))
+    if p.penalty_coeff != 0.0:
+        if p.use_safety_critic_params:
+            critics.append(_safety_critic("penl", "neg_cost", "safe_cont", s, scale=p.penalty_coeff))
+        else:
+            critics.append(_value_critic("penl", "neg_cost", ac, scale=p.penalty_coeff))
+    return tuple(critics)
+
+
+def task_shaping(config: AgentConfig) -> Shaping:
+    """The task advantage's :class:`~ambs_verify.agents.penalties.Shaping`; raises ValueError on combinations
+    that lack what they need (PLPG without the safe policy, COPT without the cost critic)."""
+    s, p, lag = config.safety, config.penalty, config.lagrangian
+    if p.plpg and not s.shielding:
+        raise ValueError("plpg needs the safe policy's critic: set shielding true")
+    if p.copt and not (s.shield_bootstrap or lag.enabled):
+        raise ValueError("copt needs the cost critic: set shield_bootstrap true")
+    return Shaping(
+        plpg=p.plpg,
+        copt=p.copt,
+        copt_scale=p.sigmoid_scale,
+        copt_threshold=s.cost_val * s.discount**p.threshold_horizon,
+        cost_discount=s.discount,
+        lagrangian=lag.enabled,
+        lagrange_mult=lag.lagrange_mult,
+        penalty_mult=lag.penalty_mult,
+        penalty_pow=lag.penalty_pow,
+        cost_threshold=lag.cost_threshold,
     )
 
 
@@ -75,23 +133,9 @@ class Agent:
         cost_clip = s.cost_val if s.clip_costs else None
         self.wm = WorldModel(config.world_model, obs_space, act_dim, cost_clip, dtype)
         ac = config.actor_critic
-        task_critics = [_value_critic("extr", "reward", ac)]
-        if s.shield_bootstrap:
-            task_critics.append(
-                CriticSpec(
-                    "cost",
-                    "cost",
-                    "safe_cont",
-                    s.discount,
-                    0.0,
-                    2,
-                    s.twin_reduction,
-                    s.safety_critic_opt,
-                    s.slow_safety_critic_fraction,
-                    s.slow_safety_critic_update,
-                )
-            )
-        self.task = ImagActorCritic(ac, tuple(task_critics), self.wm, act_dim, discrete, cost_clip, dtype)
+        self.task = ImagActorCritic(
+            ac, task_critics(config), self.wm, act_dim, discrete, cost_clip, dtype, task_shaping(config)
+        )
         self.safe = None
         if s.shielding:
             safe_critics = (_value_critic("cost", "neg_cost", ac),)
@@ -155,7 +199,8 @@ class Agent:
         if self.safe is not None:
             new["safe"], mets = self.safe.update(state["safe"], wm_params, start, k_safe, step)
             metrics.update({f"safe/{k}": v for k, v in mets.items()})
-        new["task"], mets = self.task.update(state["task"], wm_params, start, k_task, step)
+        aux = {"safe_critic": new["safe"]["critics"]["cost"]["params"]} if self.task.shaping.plpg else None
+        new["task"], mets = self.task.update(state["task"], wm_params, start, k_task, step, aux)
         metrics.update({f"task/{k}": v for k, v in mets.items()})
         return new, metrics
 

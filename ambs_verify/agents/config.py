@@ -25,7 +25,9 @@ __all__ = [
     "ActorCriticConfig",
     "AgentConfig",
     "EncoderConfig",
+    "LagrangianConfig",
     "OptimizerConfig",
+    "PenaltyConfig",
     "RSSMConfig",
     "SafetyConfig",
     "SizePreset",
@@ -163,12 +165,46 @@ class SafetyConfig:
 
 
 @dataclass(frozen=True)
+class PenaltyConfig:
+    """Penalty techniques on the task policy's advantage (spec §6).
+
+    ``penalty_coeff`` != 0 adds the PENL critic (reward ``-clip(cost, 0, C)``, advantage scale ``penalty_coeff``);
+    ``penl_critic_type`` is accepted for the reference's command lines but, as there, both values build a plain
+    single value critic. ``use_safety_critic_params`` trains it with the safety critic's settings (``safe_cont``,
+    ``safety_horizon``, ``safety_critic_opt``). ``plpg`` needs the safe policy (shielding); ``copt`` needs the
+    twin cost critic (``shield_bootstrap``) and uses ``threshold_horizon`` T in ``C * gamma_s^T``.
+    """
+
+    penalty_coeff: float = 0.0
+    penl_critic_type: Literal["vfunction", "td3vfunction"] = "vfunction"
+    use_safety_critic_params: bool = False
+    plpg: bool = False
+    copt: bool = False
+    sigmoid_scale: float = 10.0
+    threshold_horizon: int = 30
+
+
+@dataclass(frozen=True)
+class LagrangianConfig:
+    """Augmented-Lagrangian DreamerV3 baseline (spec §7.1, Safety Gym version): initial multipliers, the penalty
+    multiplier's growth and the cost threshold ``d`` on the cost critic's lambda-return (in cost units)."""
+
+    enabled: bool = False
+    lagrange_mult: float = 0.01
+    penalty_mult: float = 5e-9
+    penalty_pow: float = 1e-6
+    cost_threshold: float = 1.0
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     """The whole agent. ``compute_dtype`` is the matmul/conv dtype; parameters always stay float32."""
 
     world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
     actor_critic: ActorCriticConfig = field(default_factory=ActorCriticConfig)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
+    penalty: PenaltyConfig = field(default_factory=PenaltyConfig)
+    lagrangian: LagrangianConfig = field(default_factory=LagrangianConfig)
     compute_dtype: ComputeDtype = "float32"
     batch_size: int = 16
     batch_length: int = 64

@@ -20,8 +20,9 @@ Schedule (spec §10.1, with steps instead of seconds):
   never lost at a checkpoint). Each checkpoint holds the agent pytree, the loop's JAX key, the step and update
   counters, the replay sampler's generator, the replay head and the driver state (env snapshots, current
   observations, episode accumulators, policy carry);
-* **resume**: when ``logdir`` holds a run, the newest checkpoint is restored (and the replay reloaded up to its
-  head, metrics after it dropped) and the run continues; stopping at step S and resuming gives the same result as
+* **resume**: when ``logdir`` holds a run, the newest checkpoint whose files match their manifest is restored (a
+  corrupted newer one is skipped with a warning; the replay is reloaded up to the restored head, metrics after it
+  dropped) and the run continues; stopping at step S and resuming gives the same result as
   never stopping;
 * **Ctrl-C**: the first interrupt finishes the current step, saves a checkpoint and returns; a second one aborts.
 """
@@ -31,6 +32,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -44,7 +46,7 @@ import numpy as np
 
 from ..config import Config, env_options
 from ..runs import RunDir
-from .checkpoint import Checkpointer
+from .checkpoint import Checkpoint, Checkpointer, CheckpointError
 from .driver import Driver, random_policy
 from .logger import MeanAggregator, MetricsLogger, ProgressBar
 from .replay import Replay
@@ -113,6 +115,20 @@ def _make_envs(config: Config) -> list[gym.Env]:
     return [make_env(config.task, **env_options(config)) for _ in range(config.envs.amount)]
 
 
+def _restore_newest_valid(checkpoints: Checkpointer, target: Any) -> Checkpoint | None:
+    """The newest checkpoint whose files match their manifest; a corrupted newer one is skipped with a warning
+    (it is overwritten when training reaches its step again). None when there is no checkpoint at all."""
+    steps = checkpoints.steps()
+    for i, step in enumerate(reversed(steps)):
+        try:
+            return checkpoints.restore(step, target=target)
+        except CheckpointError as exc:
+            older = steps[-i - 2] if i + 1 < len(steps) else None
+            fallback = f"falling back to step {older}" if older is not None else "no older checkpoint: starting over"
+            warnings.warn(f"checkpoint {step} is unusable ({exc}); {fallback}", RuntimeWarning, stacklevel=2)
+    return None
+
+
 def train(
     config: Config,
     agent: Agent,
@@ -162,9 +178,9 @@ def train(
             agent.state = returned
         sampler = np.random.default_rng([config.seed, 1])
         step, updates, episodes, train_start = 0, 0, 0, None
-        resumed_from = checkpoints.latest() if resumed else None
-        if resumed_from is not None:
-            ck = checkpoints.restore(resumed_from, target={"agent": agent.state, "key": key})
+        ck = _restore_newest_valid(checkpoints, {"agent": agent.state, "key": key}) if resumed else None
+        resumed_from = ck.step if ck is not None else None
+        if ck is not None:
             agent.state, key = ck.tree["agent"], ck.tree["key"]
             meta = ck.metadata
             step, updates, episodes, train_start = meta["step"], meta["updates"], meta["episodes"], meta["train_start"]
