@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ambs-verify needs Python >= 3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,atari,safetygym]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,atari,safetygym,report]"
 	# safety-gymnasium 1.0.0 pins gymnasium 0.28 and mujoco 2.3.3; we run it on the modern stack without its pins.
 	$(BIN)/python -m pip install --quiet --no-deps "safety-gymnasium==1.0.0"
 	# Debian's OSMesa lets MuJoCo render on CPU-only machines where EGL is missing (MUJOCO_GL=osmesa).
@@ -21,6 +21,12 @@ $(STAMP): pyproject.toml Makefile
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libosmesa6 >/dev/null; \
 	  else echo "note: libosmesa6 not installed (needs root); MuJoCo vision will use EGL"; fi; \
+	fi
+	# Debian's Chromium opens report.html headless in tests/test_reports_render.py (skipped where it is missing).
+	@if ! command -v chromium >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "note: chromium not installed (needs root: apt-get install chromium); the report browser test will skip"; fi; \
 	fi
 	touch $(STAMP)
 

@@ -255,9 +255,92 @@ def envs_check(
     )
 
 
+@app.command("report")
+def report_command(
+    run: Annotated[str, typer.Argument(help="Run directory (the --logdir of a training run), e.g. runs/quickstart.")],
+) -> None:
+    """Write report.html (one self-contained page with plots) and report.md into the run directory."""
+    from .reports.render import render_report
+
+    html, markdown = render_report(run)
+    print(html)
+    print(markdown)
+
+
+@app.command("certify")
+def certify_command(
+    run: Annotated[str, typer.Argument(help="Run directory, e.g. runs/quickstart.")],
+    checkpoints: Annotated[
+        list[str] | None, typer.Option(help="latest (default), all, or checkpoint steps (several allowed).")
+    ] = None,
+    spec: Annotated[str, typer.Option(help="Specification 'H=<steps>,p<=<probability>'.")] = "H=30,p<=0.1",
+    delta: Annotated[float, typer.Option(help="Total failure probability δ, split over the sections.")] = 0.01,
+    states: Annotated[int, typer.Option(help="Visited states certified at model level.")] = 64,
+    samples: Annotated[int, typer.Option(help="Latent traces m per state.")] = 512,
+    episodes: Annotated[int, typer.Option(help="Evaluation episodes of the shielded policy.")] = 16,
+    method: Annotated[str, typer.Option(help="kl, clopper-pearson, hoeffding or bernstein.")] = "kl",
+    audit_states: Annotated[int, typer.Option(help="States audited with real rollouts (0: no audit).")] = 16,
+    rollouts: Annotated[int, typer.Option(help="Real rollouts per audited state.")] = 64,
+    seed: Annotated[int, typer.Option(help="Seed of every random choice (recorded; verify reuses it).")] = 0,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Write certificates/<step>.json for checkpoints of a run: model level, real environment, audit, verdict."""
+    from rich.progress import Progress
+
+    from .reports.certificate import write_certificate
+    from .reports.certify import CertifyOptions, certify_checkpoint, parse_spec, select_checkpoints
+    from .runs import RunDir
+
+    rundir = RunDir(run)
+    if not rundir.config_path.is_file():
+        raise UserError(f"{run} is not a run directory (no config.yaml); accepted: the --logdir of a training run")
+    options = CertifyOptions(
+        spec=parse_spec(spec),
+        delta=delta,
+        states=states,
+        samples=samples,
+        episodes=episodes,
+        method=method,
+        audit_states=audit_states,
+        rollouts=rollouts,
+        seed=seed,
+    )
+    steps = select_checkpoints(rundir.checkpoint_steps(), checkpoints or ["latest"])
+    with Progress(console=Console(stderr=True), transient=True, disable=not progress) as bar:
+        for step in steps:
+            job = bar.add_task(f"certifying checkpoint {step}: evaluation episodes", total=episodes)
+            doc = certify_checkpoint(
+                run, step, options, progress=lambda done, total, job=job: bar.update(job, completed=done)
+            )
+            path = write_certificate(rundir.certificate_path(step), doc)
+            bar.remove_task(job)
+            v, model, real = doc["verdict"], doc["model"]["summary"], doc["real"]
+            console.print(
+                f"checkpoint {step}: {v['status']} (model level {v['model_level']}, real level {v['real_level']}); "
+                f"model upper max {model['upper_max']}, episodes violating {real['violating_episodes']}/"
+                f"{real['episodes']} (upper {real['upper']}); {path}"
+            )
+
+
+@app.command("verify")
+def verify_command(
+    cert: Annotated[str, typer.Argument(help="A certificate, e.g. runs/quickstart/certificates/4000.json.")],
+    run: Annotated[str | None, typer.Option(help="The run directory, if it moved since certification.")] = None,
+) -> None:
+    """Recompute a certificate from its checkpoint and seeds: exit 0 when it matches, 1 when not, 2 on bad input."""
+    from .reports.verify import verify_certificate
+
+    result = verify_certificate(cert, run)
+    if result.ok:
+        console.print(f"ok: {result.reason}")
+        return
+    print(f"mismatch: {result.reason}", file=sys.stderr)
+    raise typer.Exit(1)
+
+
 # Options that take several values after one flag, as the AMBS commands write them
 # (``--labels death early-surface out-of-oxygen``); typer options take one value each.
-VARIADIC_OPTIONS = ("--labels",)
+VARIADIC_OPTIONS = ("--labels", "--checkpoints")
 
 
 def expand_variadic(argv: list[str]) -> list[str]:
@@ -287,11 +370,19 @@ def _train_errors() -> tuple[type[Exception], ...]:
     return (ConfigError, RunMismatchError, CheckpointError)
 
 
+def _report_errors() -> tuple[type[Exception], ...]:
+    """Exceptions of the certificate and report code that carry a one-line message for the user."""
+    from .reports.certificate import CertificateError
+    from .reports.render import ReportError
+
+    return (CertificateError, ReportError)
+
+
 def main() -> None:
     """Console entry point: run the app, turning usage errors into one line and exit code 2."""
     try:
         code = app(args=expand_variadic(sys.argv[1:]), standalone_mode=False)
-    except (UserError, EstimatorInputError, EnvConfigError, *_train_errors()) as exc:
+    except (UserError, EstimatorInputError, EnvConfigError, *_train_errors(), *_report_errors()) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     except ClickException as exc:  # unknown option, missing value, wrong type

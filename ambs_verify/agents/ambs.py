@@ -60,13 +60,19 @@ class DreamerAgent:
         self.learner = Agent(self.config, shapes, act_dim, discrete)
         self.state = self.learner.init(rng)
         self._train = self.learner.jit_train_step()
-        self._act = jax.jit(self._act_fn)
+        self._act = jax.jit(self._act_fn, static_argnames="shielded")
         return self.state
 
     # ------------------------------------------------------------------------------------------ acting
 
     def _act_fn(
-        self, state: dict, carry: dict, obs: Mapping[str, jax.Array], is_first: jax.Array, key: jax.Array
+        self,
+        state: dict,
+        carry: dict,
+        obs: Mapping[str, jax.Array],
+        is_first: jax.Array,
+        key: jax.Array,
+        shielded: bool = True,
     ) -> tuple[jax.Array, dict, dict[str, jax.Array]]:
         learner = self.learner
         k_obs, k_task, k_safe, k_shield = jax.random.split(key, 4)
@@ -74,7 +80,7 @@ class DreamerAgent:
         feat = R.feat(post)
         action = learner.task.act(state["task"]["actor"], feat, k_task)
         extras: dict[str, jax.Array] = {}
-        if self.shield is not None:
+        if self.shield is not None and shielded:
             safe_action = learner.safe.act(state["safe"]["actor"], feat, k_safe)
             decision = shield_decision(
                 self.shield, learner.wm, learner.task, state["wm"]["params"], state["task"], post, k_shield
@@ -83,14 +89,22 @@ class DreamerAgent:
             extras = {k: decision[k] for k in ("p_hat", "bound", "override")}
         return action, {"latent": post, "action": action}, extras
 
-    def policy(self, obs: Mapping[str, np.ndarray], carry: dict | None, rng: jax.Array):
-        """Actions ``(N, A)`` (one-hot for discrete spaces) for the current observations of ``N`` envs."""
+    def policy(self, obs: Mapping[str, np.ndarray], carry: dict | None, rng: jax.Array, shielded: bool = True):
+        """Actions ``(N, A)`` (one-hot for discrete spaces) for the current observations of ``N`` envs.
+
+        The carry is ``{"latent": posterior at these observations, "action": executed action}`` (both ``(N, ...)``).
+        ``shielded=False`` acts with the task policy alone (certificates audit the task policy's own rollouts).
+        """
         n = len(obs["is_first"])
         if carry is None:
             carry = self.learner.initial_carry(self.state, n)
         inputs = {k: jnp.asarray(obs[k]) for k in self.obs_keys}
-        action, carry, extras = self._act(self.state, carry, inputs, jnp.asarray(obs["is_first"]), rng)
+        action, carry, extras = self._act(self.state, carry, inputs, jnp.asarray(obs["is_first"]), rng, shielded)
         return np.asarray(action), carry, {k: np.asarray(v) for k, v in extras.items()}
+
+    def task_policy(self, obs: Mapping[str, np.ndarray], carry: dict | None, rng: jax.Array):
+        """:meth:`policy` without the shield (the task policy the shield judges)."""
+        return self.policy(obs, carry, rng, shielded=False)
 
     # ---------------------------------------------------------------------------------------- learning
 

@@ -32,7 +32,13 @@ import jax.numpy as jnp
 from ..estimators import jax_bounds
 from . import rssm as R
 
-__all__ = ["ShieldConfig", "discounted_cost_to_go", "shield_decision", "violation_threshold"]
+__all__ = [
+    "ShieldConfig",
+    "discounted_cost_to_go",
+    "model_violation_counts",
+    "shield_decision",
+    "violation_threshold",
+]
 
 RULES = ("estimate", "bound")
 
@@ -132,3 +138,42 @@ def shield_decision(
     bound = jax_bounds.kl_upper(k.astype(jnp.float32), m_arr.astype(jnp.float32), config.bound_delta)
     override = p_hat > config.eps if config.rule == "estimate" else bound > config.delta_safe
     return {"p_hat": p_hat, "violations": k, "samples": m_arr, "bound": bound, "override": override}
+
+
+def model_violation_counts(
+    wm,
+    task_behaviour,
+    wm_params: dict,
+    task_state: dict,
+    posterior: R.State,
+    samples: int,
+    horizon: int,
+    cost_val: float,
+    key: jax.Array,
+) -> jax.Array:
+    """Violating traces out of ``samples`` per state, for the event "the task policy violates within ``horizon``
+    steps under the learned model" (the certificate's model level; DESIGN §5).
+
+    A trace violates when some imagined state ``k = 1..H`` has a clipped predicted cost ``>= C / 2`` while the
+    episode is still predicted to continue (``prod_{j<k} cont_j = 1``). The cost head predicts ``C`` at a
+    violation and 0 elsewhere, so ``C / 2`` is the decision boundary of its mean. No discounting and no critic
+    bootstrap: the event is exactly the one real rollouts of H steps can audit.
+
+    Parameters
+    ----------
+    posterior : latent state with leading axis ``N`` (states).
+    samples, horizon : m traces of H imagined steps per state.
+
+    Returns
+    -------
+    (N,) int32 counts ``k``.
+    """
+    n_states = jax.tree.leaves(posterior)[0].shape[0]
+    starts = jax.tree.map(lambda x: jnp.repeat(x, samples, axis=0), jax.lax.stop_gradient(posterior))
+    states, _ = wm.imagine(wm_params, task_behaviour.policy(task_state["actor"]), starts, horizon, key)
+    feat = R.feat(states)[1:]  # (H, N*m, F)
+    cost = jnp.clip(wm.cost(wm_params, feat), 0.0, cost_val)
+    cont = wm.cont(wm_params, feat).astype(cost.dtype)
+    alive_before = jnp.concatenate([jnp.ones_like(cont[:1]), jnp.cumprod(cont, axis=0)[:-1]], axis=0)
+    violating = jnp.any((cost >= 0.5 * cost_val) & (alive_before > 0), axis=0)
+    return violating.reshape(n_states, samples).sum(axis=1).astype(jnp.int32)

@@ -176,6 +176,23 @@ class Driver:
         self._carry: Any = None
         self._acc: list[_Accumulator] = []
 
+    @property
+    def carry(self) -> Any:
+        """The policy's carry after the last :meth:`step` (None before the first)."""
+        return self._carry
+
+    def start(self) -> None:
+        """Reset every env now (otherwise the first :meth:`step` does), so :attr:`observations` is available."""
+        if self._obs is None:
+            self._start()
+
+    @property
+    def observations(self) -> dict[str, np.ndarray] | None:
+        """The current observations with their arrival fields (what the next :meth:`step` shows the policy)."""
+        if self._obs is None:
+            return None
+        return {**self._obs, **{k: self._last[k] for k in ("reward", "cost", *FLAG_KEYS)}}
+
     # ---------------------------------------------------------------------------------------- envs
 
     def _reset_one(self, i: int, seed: int | None) -> tuple[dict[str, np.ndarray], dict]:

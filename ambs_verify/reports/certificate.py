@@ -1,0 +1,364 @@
+"""The certificate file: its JSON Schema, validation with one-line messages, reading and atomic writing.
+
+A certificate (``runs/NAME/certificates/<step>.json``) states, for one checkpoint, what is certified and what is
+not (DESIGN.md §5): ``model`` is about the *learned model* at visited states, ``real`` about i.i.d. evaluation
+episodes in the real environment, ``audit`` compares the two at audited states only, and ``verdict`` judges the
+user's specification with the δ budget written down in ``delta``.
+
+The structure is fixed by ``schema/certificate.schema.json`` (JSON Schema draft 2020-12, shipped with the package).
+:func:`validate_certificate` applies it, then checks what a schema cannot say: one array entry per state, counts
+that fit together, upper bounds not below their estimates, the δ split within its total, and no NaN or infinity.
+Every problem is reported as one line naming the field, e.g.
+``certificate runs/x/certificates/4000.json: field model.upper[3] = 1.7 is above the maximum 1``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+__all__ = [
+    "KIND",
+    "SCHEMA_VERSION",
+    "CertificateError",
+    "certificate_paths",
+    "load_schema",
+    "read_certificate",
+    "validate_certificate",
+    "write_certificate",
+]
+
+SCHEMA_VERSION = "1.0"
+KIND = "ambs-verify-certificate"
+
+# Slack for float comparisons between fields (sums of δ shares, bounds against estimates).
+_TOL = 1e-9
+
+
+class CertificateError(ValueError):
+    """A certificate is missing, unreadable or invalid; the message is one line naming the file and the field."""
+
+
+@cache
+def _schema_text() -> str:
+    return resources.files(__package__).joinpath("schema", "certificate.schema.json").read_text(encoding="utf-8")
+
+
+def load_schema() -> dict[str, Any]:
+    """The certificate JSON Schema (draft 2020-12) as a fresh dict."""
+    return json.loads(_schema_text())
+
+
+@cache
+def _validator() -> jsonschema.Draft202012Validator:
+    schema = load_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+# ------------------------------------------------------------------------------------------- messages
+
+
+def _field(path: Iterable[Any]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(document)"
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        text = repr(value)
+        return text if len(text) <= limit else text[: limit - 4] + "...'"
+    if isinstance(value, Mapping):
+        return f"an object with {len(value)} keys"
+    if isinstance(value, list | tuple):
+        return f"a list of {len(value)} items"
+    return type(value).__name__
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, Mapping):
+        return "object"
+    if isinstance(value, list | tuple):
+        return "array"
+    return type(value).__name__
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    """One clause for one schema error: ``field X = V is above the maximum 1`` and the like."""
+    path = list(error.absolute_path)
+    field = _field(path)
+    value, rule, limit = error.instance, error.validator, error.validator_value
+    head = f"field {field} = {_show(value)}"
+    if rule == "required":
+        return f"field {_field(_error_path(error))} is missing"
+    if rule == "additionalProperties":
+        return f"field {_field(_error_path(error))} is not allowed here (unknown field)"
+    if rule == "type":
+        wanted = " or ".join(limit) if isinstance(limit, list) else limit
+        return f"{head} has type {_type_name(value)}, expected {wanted}"
+    if rule == "maximum":
+        return f"{head} is above the maximum {_show(limit)}"
+    if rule == "minimum":
+        return f"{head} is below the minimum {_show(limit)}"
+    if rule == "exclusiveMaximum":
+        return f"{head} must be below {_show(limit)}"
+    if rule == "exclusiveMinimum":
+        return f"{head} must be above {_show(limit)}"
+    if rule == "enum":
+        return f"{head} is not one of {', '.join(_show(v) for v in limit)}"
+    if rule == "const":
+        return f"{head} must be {_show(limit)}"
+    if rule == "pattern":
+        schema = load_schema()
+        if limit == schema["$defs"]["sha256"]["pattern"]:
+            return f"{head} is not a sha256 (64 lowercase hex digits)"
+        if limit == schema["properties"]["created_utc"]["pattern"]:
+            return f"{head} is not a UTC time like 2026-11-23T12:00:00Z"
+        return f"{head} does not match the pattern {limit}"
+    if rule == "minLength":
+        return f"{head} must not be empty"
+    return f"{head}: {error.message}"
+
+
+def _fail(source: str | None, clause: str, more: int = 0) -> CertificateError:
+    prefix = f"certificate {source}" if source else "certificate"
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return CertificateError(f"{prefix}: {clause}{suffix}")
+
+
+# ----------------------------------------------------------------------------------------- validation
+
+
+def _non_finite(value: Any, path: list[Any]) -> tuple[list[Any], float] | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, value
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            found = _non_finite(item, [*path, key])
+            if found:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found = _non_finite(item, [*path, i])
+            if found:
+                return found
+    return None
+
+
+def _consistency(doc: Mapping[str, Any]) -> list[str]:
+    """What the schema cannot check: array lengths, counts within totals, bounds above estimates, the δ split."""
+    problems: list[str] = []
+    model, real, audit, delta = doc["model"], doc["real"], doc["audit"], doc["delta"]
+
+    shares = delta["model"] + delta["real"] + delta["audit"]
+    if shares > delta["total"] * (1 + _TOL) + _TOL:
+        problems.append(
+            f"field delta: model + real + audit = {shares!r} exceeds delta.total = {delta['total']!r} "
+            "(the shares must fit in the budget)"
+        )
+
+    for name, part in (("model", model), ("audit", audit)):
+        if not part["available"] and not part["reason"]:
+            problems.append(f"field {name}.reason = null, but {name}.available is false: say why")
+        if part["delta_per_state"] > part["delta"] * (1 + _TOL) + _TOL:
+            problems.append(
+                f"field {name}.delta_per_state = {part['delta_per_state']!r} is above {name}.delta = {part['delta']!r}"
+            )
+
+    states = model["states"]
+    for key in ("violations", "p_hat", "upper"):
+        if len(model[key]) != states:
+            problems.append(
+                f"field model.{key} has {len(model[key])} entries but model.states = {states} "
+                "(violations, p_hat and upper need one entry per state)"
+            )
+    for i, k in enumerate(model["violations"]):
+        if k > model["samples"]:
+            problems.append(f"field model.violations[{i}] = {k} is above model.samples = {model['samples']}")
+            break
+    for i, (p, u) in enumerate(zip(model["p_hat"], model["upper"], strict=False)):
+        if u < p - _TOL:
+            problems.append(
+                f"field model.upper[{i}] = {u!r} is below model.p_hat[{i}] = {p!r} (an upper bound is never below "
+                "its estimate)"
+            )
+            break
+    if model["summary"]["states_upper_above_p"] > states:
+        problems.append(
+            f"field model.summary.states_upper_above_p = {model['summary']['states_upper_above_p']} "
+            f"is above model.states = {states}"
+        )
+
+    if real["violating_episodes"] > real["episodes"]:
+        problems.append(
+            f"field real.violating_episodes = {real['violating_episodes']} is above real.episodes = {real['episodes']}"
+        )
+    if real["p_hat"] is not None and real["upper"] is not None and real["upper"] < real["p_hat"] - _TOL:
+        problems.append(f"field real.upper = {real['upper']!r} is below real.p_hat = {real['p_hat']!r}")
+
+    states = audit["states"]
+    for key in ("p_model", "p_real", "error_upper", "real_upper"):
+        if len(audit[key]) != states:
+            problems.append(
+                f"field audit.{key} has {len(audit[key])} entries but audit.states = {states} "
+                "(p_model, p_real, error_upper and real_upper need one entry per audited state)"
+            )
+    for i, (p, u) in enumerate(zip(audit["p_real"], audit["real_upper"], strict=False)):
+        if u < p - _TOL:
+            problems.append(f"field audit.real_upper[{i}] = {u!r} is below audit.p_real[{i}] = {p!r}")
+            break
+    if audit["summary"]["states_real_upper_above_p"] > states:
+        problems.append(
+            f"field audit.summary.states_real_upper_above_p = {audit['summary']['states_real_upper_above_p']} "
+            f"is above audit.states = {states}"
+        )
+    return problems
+
+
+def _error_path(error: jsonschema.ValidationError) -> list[Any]:
+    """The path of the field an error is about (for a missing or unknown field: that field, not its parent)."""
+    path, value = list(error.absolute_path), error.instance
+    if error.validator == "required" and isinstance(value, Mapping):
+        path += [next((k for k in error.validator_value if k not in value), "?")]
+    elif error.validator == "additionalProperties" and isinstance(value, Mapping):
+        path += sorted(k for k in value if k not in error.schema.get("properties", {}))[:1]
+    return path
+
+
+def _error_order(error: jsonschema.ValidationError) -> tuple:
+    """Errors sorted by field path (list indices numerically), so the first one reported is deterministic."""
+    path = tuple((0, p, "") if isinstance(p, int) else (1, 0, str(p)) for p in _error_path(error))
+    return path, str(error.validator)
+
+
+def validate_certificate(doc: Any, source: str | os.PathLike | None = None) -> None:
+    """Check a certificate against the schema and the cross-field rules.
+
+    Parameters
+    ----------
+    doc : Any
+        The parsed certificate.
+    source : str or PathLike, optional
+        Where it came from, for the message (``certificate SOURCE: field ...``).
+
+    Raises
+    ------
+    CertificateError
+        One line naming the first problem (by field path) and how many more there are.
+    """
+    source = None if source is None else str(source)
+    if not isinstance(doc, Mapping):
+        raise _fail(source, f"expected a JSON object, got {_type_name(doc)}")
+    version = doc.get("schema_version")
+    if isinstance(version, str) and version != SCHEMA_VERSION:
+        raise _fail(source, f"schema_version {version!r} is not supported (this ambs-verify reads {SCHEMA_VERSION})")
+    found = _non_finite(doc, [])
+    if found:
+        path, value = found
+        raise _fail(source, f"field {_field(path)} = {value!r} is not a finite number")
+    errors = sorted(_validator().iter_errors(doc), key=_error_order)
+    if errors:
+        raise _fail(source, _describe(errors[0]), len(errors) - 1)
+    problems = _consistency(doc)
+    if problems:
+        raise _fail(source, problems[0], len(problems) - 1)
+
+
+# ------------------------------------------------------------------------------------------------ I/O
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def read_certificate(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and validate one certificate file.
+
+    Raises
+    ------
+    CertificateError
+        The file is missing or unreadable, is not valid JSON (NaN and Infinity included), or is invalid.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CertificateError(f"certificate {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CertificateError(f"certificate {path}: cannot be read ({exc})") from None
+    try:
+        doc = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise CertificateError(f"certificate {path}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+    except ValueError as exc:
+        raise CertificateError(f"certificate {path}: invalid JSON ({exc})") from None
+    validate_certificate(doc, path)
+    return doc
+
+
+def write_certificate(path: str | os.PathLike, doc: Mapping[str, Any]) -> Path:
+    """Validate ``doc``, then write it atomically (temporary file + ``os.replace``), keys sorted, indent 2."""
+    path = Path(path)
+    validate_certificate(doc, path)
+    write_text_atomic(path, json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, fsync it, then ``os.replace`` it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode open() would
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def certificate_paths(run_dir: Any) -> list[tuple[int, Path]]:
+    """``[(step, path)]`` of a run's ``certificates/<step>.json``, sorted by step.
+
+    ``run_dir`` is a :class:`~ambs_verify.runs.RunDir` or a path to a run directory.
+    """
+    from ..runs import RunDir
+
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    return [(step, run.certificate_path(step)) for step in run.certificate_steps()]
