@@ -30,12 +30,13 @@ $(STAMP): pyproject.toml Makefile
 	fi
 	touch $(STAMP)
 
-# The main job: train AMBS (debug size) on the built-in grid into runs/quickstart (resumed if it exists), then
-# show the sample sizes and bounds that certificates use. Certification and the report join as they land.
+# The main job: train AMBS (debug size) on the built-in grid into runs/quickstart (resumed if it exists), certify
+# its checkpoints (model level, real episodes, model-error audit), verify the newest certificate, write the report.
 quickstart: install
 	$(BIN)/ambs-verify train --configs quickstart
+	$(BIN)/ambs-verify certify runs/quickstart --checkpoints all --states 32 --samples 256 --episodes 16 --audit-states 8 --rollouts 64
+	$(BIN)/ambs-verify report runs/quickstart
 	$(BIN)/ambs-verify bounds samples --eps 0.09 --delta 0.01 --theorem 2 --horizon 30
-	$(BIN)/ambs-verify bounds table --m 512 --delta 0.01
 
 test: install
 	$(BIN)/python -m pytest -q
