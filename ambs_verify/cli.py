@@ -162,15 +162,15 @@ def train_command(ctx: typer.Context) -> None:
     saved in the run directory (--logdir), and a logdir that holds a run is resumed.
     """
     from .config import parse_train_args
-    from .trainers.factory import build_agent
-    from .trainers.loop import configure_jax, train
+    from .trainers.factory import build_agent, trainer_for
+    from .trainers.loop import configure_jax
 
     if any(arg in ("-h", "--help") for arg in ctx.args):
         console.print(train_command.__doc__)
         return
     config = parse_train_args(ctx.args)
     configure_jax(config)
-    result = train(config, build_agent(config))
+    result = trainer_for(config)(config, build_agent(config))
     state = "interrupted at" if result.interrupted else "finished at"
     resumed = f" (resumed from step {result.resumed_from})" if result.resumed_from is not None else ""
     console.print(

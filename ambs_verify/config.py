@@ -80,6 +80,25 @@ MINIMUM: dict[str, float] = {
     "imag_horizon": 1,
     "shield_eps": 0,
 }
+# The model-free baselines' keys (``baselines:``); checks across keys are in ``trainers/baseline_loop.py``.
+CHOICES.update(
+    {
+        "baselines.atari_preprocessing": ("dopamine", "config"),
+        "baselines.torso": ("auto", "nature", "mlp"),
+        "baselines.optimizer": ("adam", "rmsprop"),
+    }
+)
+MINIMUM.update(
+    {
+        **{f"baselines.{key}": 1 for key in ("frame_stack", "hidden", "update_period", "target_update_period")},
+        **{f"baselines.{key}": 1 for key in ("epsilon_decay_period", "batch_size", "replay_capacity")},
+        **{f"baselines.{key}": 0 for key in ("gamma", "min_replay_history", "reward_clip")},
+        **{f"baselines.{agent}.update_horizon": 1 for agent in ("rainbow", "iqn", "dqn")},
+        "baselines.rainbow.num_atoms": 2,
+        **{f"baselines.iqn.{key}": 1 for key in ("num_tau_samples", "num_tau_prime_samples", "num_quantile_samples")},
+        "baselines.iqn.quantile_embedding_dim": 1,
+    }
+)
 _REGEX_CHARS = re.compile(r"[*+?\[\]()|\\^$]")
 
 

@@ -12,20 +12,30 @@ kept small, 50k, to spare memory; capacity does not change the per-step cost). R
 * ``train_ms``, ``train_gflop``, ``train_gflop_per_s``: the jitted train step alone on a fixed batch, its FLOPs
   from XLA's cost analysis, and the rate achieved (DESIGN.md §8 asks for it next to wall time);
 * ``env_steps_per_s``: the preprocessed env alone, random actions;
-* ``compile_s``: first-call time of the acting and train functions (trace + XLA compile).
+* ``compile_s``: first-call time of the acting and train functions (trace + XLA compile);
+* ``trainer``: the same agent through the real trainer (``ambs-verify train --agent NAME --task atari_seaquest``
+  with dopamine's preprocessing, one env, :func:`ambs_verify.trainers.baseline_loop.train`: driver, episode
+  statistics, logging), learning from step ``warmup`` on. ``steps_per_s`` is the median of the trainer's own
+  ``steps_per_second`` log records over the windows after the one that holds the train step's compilation.
 
 Run: ``python -m benchmarks.baselines_atari [--quick]``.
 """
 
 from __future__ import annotations
 
+import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
 
 from ambs_verify.agents.baselines import Learner, make_agent
+from ambs_verify.config import resolve
 from ambs_verify.envs.dopamine_atari import make_dopamine_atari
+from ambs_verify.runs import RunDir
+from ambs_verify.trainers import baseline_loop
 
 from .common import main, time_call
 
@@ -108,11 +118,47 @@ def bench_agent(name: str, warmup: int, steps: int) -> dict:
     }
 
 
+def bench_trainer(name: str, warmup: int, windows: int, log_every: int) -> dict:
+    """Agent steps/s of ``name`` through the real trainer on Seaquest (see the module docstring)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        config = resolve(
+            overrides={
+                "agent": name,
+                "task": "atari_seaquest",
+                "env.atari.labels": ["death", "early-surface", "out-of-oxygen"],
+                "envs.amount": 1,
+                "seed": 0,
+                "logdir": str(Path(tmp) / "run"),
+                "run.steps": warmup + (windows + 1) * log_every,
+                "run.log_every": log_every,
+                "run.save_every": 10**9,  # only the final checkpoint, after the last log record
+                "run.progress": False,
+                "baselines.min_replay_history": warmup,
+                "baselines.replay_capacity": 50_000,
+            }
+        )
+        start = time.perf_counter()
+        result = baseline_loop.train(config, baseline_loop.build_baseline_agent(config))
+        wall = time.perf_counter() - start
+        records = [r for r in RunDir(config.logdir).read_metrics() if "steps_per_second" in r]
+    timed = [r["steps_per_second"] for r in records if r["step"] > warmup + log_every]
+    return {
+        "steps_per_s": statistics.median(timed),
+        "window_steps_per_s": timed,
+        "window_steps": log_every,
+        "updates": result.updates,
+        "steps": result.step,
+        "wall_s": wall,
+    }
+
+
 def run(quick: bool) -> dict:
     warmup, steps = (200, 100) if quick else (1000, 800)
+    windows, log_every = (2, 100) if quick else (4, 200)
     result = {"game": "seaquest", "env_steps_per_s": _env_rate(500 if quick else 2000), "agents": {}}
     for name in AGENTS:
         result["agents"][name] = bench_agent(name, warmup, steps)
+        result["agents"][name]["trainer"] = bench_trainer(name, warmup, windows, log_every)
     return result
 
 

@@ -83,6 +83,19 @@ def test_epsilon_schedule_and_vectorised_acting():
     assert int(same.env_steps) == 5  # eval acting does not count steps
     rainbow = make_agent("rainbow", **SMALL)
     assert float(rainbow.epsilon(jnp.asarray(0))) == 0.0  # NoisyNet exploration, ε = 0 (dopamine)
+    # A lockstep driver's rows at episode ends get actions that are never executed: they do not count.
+    _, state, _ = agent.policy(obs, state, jax.random.key(3), active=np.array([1, 0, 1, 0, 0], bool))
+    assert int(state.env_steps) == 7
+
+
+def test_auto_torso_follows_the_observation():
+    agent = make_agent("iqn", **{**SMALL, "torso": "auto"})
+    agent.init(jax.random.key(0), GRID_OBS, ACTIONS)
+    assert agent.config.torso == "mlp"
+    agent.init(jax.random.key(0), gym.spaces.Box(0, 255, (12, 12, 3), np.uint8), ACTIONS)
+    assert agent.config.torso == "nature"
+    with pytest.raises(ValueError, match="accepted: nature, mlp, auto"):
+        make_agent("dqn", torso="resnet")
 
 
 @pytest.mark.parametrize("name", ["dqn", "rainbow", "iqn"])

@@ -215,3 +215,27 @@ def test_add_needs_the_final_observation():
         replay.add(np.zeros((1, 1)), [0], [0.0], [True], [False])
     with pytest.raises(ValueError, match="no sampleable"):
         PrioritizedReplay(16, (1,), np.float32).sample(4)
+
+
+def test_inactive_envs_take_no_step():
+    """``active``: a lockstep driver's env being reset adds nothing; each env's stream is as if fed alone."""
+    both = PrioritizedReplay(64, (1,), np.float32, num_envs=2, update_horizon=2, gamma=0.5, prioritized=False)
+    alone = [PrioritizedReplay(32, (1,), np.float32, update_horizon=2, gamma=0.5, prioritized=False) for _ in "ab"]
+    # (obs of env 0, obs of env 1, end of env 0's step, end of env 1's step, active mask)
+    steps = [(0, 10, None, None, (1, 1)), (1, 11, "term", None, (1, 1)), (0, 12, None, "trunc", (0, 1))]
+    steps += [(2, 0, None, None, (1, 0)), (3, 20, None, None, (1, 1)), (4, 21, "trunc", "term", (1, 1))]
+    for o0, o1, e0, e1, mask in steps:
+        obs = np.array([[o0], [o1]], np.float32)
+        term, trunc = np.array([e0 == "term", e1 == "term"]), np.array([e0 == "trunc", e1 == "trunc"])
+        both.add(obs, [0, 0], [o0, o1], term, trunc, obs + 100, active=np.array(mask, bool))
+        for e in np.flatnonzero(mask):
+            alone[e].add(obs[e : e + 1], [0], [obs[e, 0]], term[e : e + 1], trunc[e : e + 1], obs[e : e + 1] + 100)
+    assert both.add_count == sum(r.add_count for r in alone) == 10
+    assert len(both) == sum(len(r) for r in alone)
+    for e, single in enumerate(alone):
+        assert both.cursor[e] == single.cursor[0] and both.episode_step[e] == single.episode_step[0]
+        n = single.cursor[0]
+        for name in ("frames", "reward", "terminated", "last", "closing", "ep_step"):
+            np.testing.assert_array_equal(getattr(both, name)[:n, e], getattr(single, name)[:n, 0], err_msg=name)
+    both.add(np.zeros((2, 1)), [0, 0], [1.0, 1.0], [False] * 2, [False] * 2, active=np.zeros(2, bool))
+    assert both.add_count == 10  # nobody active: nothing added

@@ -211,8 +211,9 @@ def _evaluate(agent, make_env: Callable[[], Any], options: CertifyOptions, key, 
                 picked.append(state)
         key, sub = jax.random.split(key)
         result = driver.step(agent.policy, sub)
-        for state in picked:
-            state.posterior = _slice(driver.carry["latent"], state.env)
+        if isinstance(driver.carry, dict) and "latent" in driver.carry:  # agents with a world model
+            for state in picked:
+                state.posterior = _slice(driver.carry["latent"], state.env)
         t += 1
         for episode in result.episodes:
             if not done[episode.env]:
@@ -491,9 +492,10 @@ def certify_checkpoint(run_path: str | Path, step: int, options: CertifyOptions,
     from ..config import Config, env_options
     from ..envs.registry import make_env
     from ..runs import RunDir
+    from ..trainers.baseline_loop import make_envs, prepare_config
     from ..trainers.checkpoint import Checkpointer, manifest_digest
     from ..trainers.driver import key_observation
-    from ..trainers.factory import build_agent
+    from ..trainers.factory import BASELINE_AGENTS, build_agent
     from ..trainers.loop import configure_jax
 
     run = RunDir(run_path)
@@ -509,12 +511,20 @@ def certify_checkpoint(run_path: str | Path, step: int, options: CertifyOptions,
     def new_env():
         return make_env(config.task, **opts)
 
-    agent = build_agent(config)
-    probe = new_env()
-    agent.init(jax.random.PRNGKey(0), key_observation(probe.observation_space), probe.action_space)
-    probe.close()
-    ck = checkpoints.restore(step, target={"agent": agent.state, "key": jax.random.PRNGKey(0)})
-    agent.state = ck.tree["agent"]
+    if config.agent in BASELINE_AGENTS:
+        config = prepare_config(config)  # dopamine's Atari preprocessing, as in training
+
+        def new_env():
+            return make_envs(config.replace({"envs.amount": 1}))[0]
+
+        agent = _BaselineEvaluator(config, checkpoints, step, new_env)
+    else:
+        agent = build_agent(config)
+        probe = new_env()
+        agent.init(jax.random.PRNGKey(0), key_observation(probe.observation_space), probe.action_space)
+        probe.close()
+        ck = checkpoints.restore(step, target={"agent": agent.state, "key": jax.random.PRNGKey(0)})
+        agent.state = ck.tree["agent"]
 
     d_model, d_real, d_audit = (options.delta * w / sum(options.split) for w in options.split)
     key = jax.random.PRNGKey(options.seed)
@@ -570,6 +580,34 @@ def certify_checkpoint(run_path: str | Path, step: int, options: CertifyOptions,
         "audit": audit,
         "verdict": verdict(model, audit, options),
     }
+
+
+class _BaselineEvaluator:
+    """A model-free baseline (DQN, Rainbow, IQN) restored from its checkpoint, acting with dopamine's evaluation
+    policy (epsilon_eval). It has no world model, so certificates carry its real-environment section only."""
+
+    learner = None  # no world model: the model level and the audit do not apply
+
+    def __init__(self, config, checkpoints, step: int, new_env) -> None:
+        from ..agents.baselines import Learner
+        from ..trainers.baseline_loop import _observation_key
+        from ..trainers.driver import key_observation
+        from ..trainers.factory import build_agent
+
+        probe = new_env()
+        space = key_observation(probe.observation_space)
+        self.obs_key = _observation_key(space)
+        self.baseline = Learner(
+            build_agent(config), space[self.obs_key], probe.action_space, config.envs.amount, config.seed
+        )
+        probe.close()
+        target, _ = self.baseline.checkpoint()
+        ck = checkpoints.restore(step, target=target)
+        self.baseline.load_checkpoint(ck.tree, ck.metadata["learner"])
+
+    def policy(self, obs, carry, rng):
+        actions, _, _ = self.baseline.agent.eval_policy(obs[self.obs_key], self.baseline.state, rng)
+        return np.asarray(actions), carry, {}
 
 
 def _training_cost_rate(run) -> float | None:

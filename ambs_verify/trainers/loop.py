@@ -87,6 +87,29 @@ def configure_jax(config: Config) -> None:
         pass
 
 
+class Cadence:
+    """When a loop writes a log record and a checkpoint: at the first step past each multiple of ``log_every`` /
+    ``save_every`` (a save also counts as a log, since it writes one first)."""
+
+    def __init__(self, step: int, log_every: int, save_every: int) -> None:
+        self.log_every, self.save_every = log_every, save_every
+        self._schedule(step)
+
+    def _schedule(self, step: int) -> None:
+        self.next_log = (step // self.log_every + 1) * self.log_every
+        self.next_save = (step // self.save_every + 1) * self.save_every
+
+    def due(self, step: int) -> str | None:
+        """``"save"``, ``"log"`` or None for the loop's current ``step`` (and plan the next ones)."""
+        if step >= self.next_save:
+            self._schedule(step)
+            return "save"
+        if step >= self.next_log:
+            self.next_log = (step // self.log_every + 1) * self.log_every
+            return "log"
+        return None
+
+
 class _Interrupt:
     """First SIGINT sets a flag (the loop saves and stops); the second raises KeyboardInterrupt."""
 
@@ -195,8 +218,7 @@ def train(
         interrupt = stack.enter_context(_Interrupt())
         prefill = random_policy(driver.act_space, n)
         train_metrics, policy_extras = MeanAggregator(), MeanAggregator()
-        log_every, save_every = config.run.log_every, config.run.save_every
-        next_log, next_save = (step // log_every + 1) * log_every, (step // save_every + 1) * save_every
+        cadence = Cadence(step, config.run.log_every, config.run.save_every)
         last_saved = step if resumed_from is not None else None
         clock = {"time": time.perf_counter(), "step": step, "updates": updates}
 
@@ -262,13 +284,11 @@ def train(
                     train_metrics.add(jax.device_get(metrics or {}))
                     updates += 1
             bar.update(step)
-            if step >= next_save:
+            action = cadence.due(step)
+            if action == "save":
                 save()
-                next_save = (step // save_every + 1) * save_every
-                next_log = (step // log_every + 1) * log_every
-            elif step >= next_log:
+            elif action == "log":
                 write_log()
-                next_log = (step // log_every + 1) * log_every
             if interrupt.requested:
                 interrupted = True
                 break

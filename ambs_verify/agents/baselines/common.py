@@ -4,8 +4,10 @@ An agent object holds only static things (config, network definition, optimiser,
 that changes is one :class:`BaselineState` pytree, so checkpoints save exactly that.
 
 * ``agent.init(rng, obs_space, act_space) -> state``
-* ``agent.policy(obs (N, *obs_shape), state, rng) -> (actions (N,), state, extras)``: ε-greedy acting for ``N``
-  envs at once; ``state.env_steps`` advances by ``N`` and drives dopamine's linearly decaying ε.
+* ``agent.policy(obs (N, *obs_shape), state, rng, active=None) -> (actions (N,), state, extras)``: ε-greedy
+  acting for ``N`` envs at once; ``state.env_steps`` advances by the number of ``active`` envs (default all ``N``:
+  a lockstep driver also asks for actions on episodes' last observations, which are never executed) and drives
+  dopamine's linearly decaying ε.
 * ``agent.eval_policy(obs, state, rng) -> (actions, state, extras)``: ``epsilon_eval``, no NoisyNet noise, no
   step count (dopamine's eval mode).
 * ``agent.train(state, batch, rng) -> (state, metrics)``: one gradient step on a replay batch (keys ``obs``,
@@ -27,6 +29,7 @@ import flax
 import gymnasium as gym
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 __all__ = [
@@ -36,6 +39,8 @@ __all__ = [
     "linearly_decaying_epsilon",
     "make_optimizer",
 ]
+
+TORSOS = ("nature", "mlp", "auto")
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,7 @@ class BaseConfig:
     replay_capacity: int = 1_000_000
     reward_clip: float | None = 1.0  # dopamine clips rewards to [-1, 1] for learning
     frame_stack: int = 4  # observations arrive stacked; replay stores one frame per step
-    torso: str = "nature"  # "nature" (pixels) or "mlp" (vector observations)
+    torso: str = "nature"  # "nature" (pixels), "mlp" (vector observations) or "auto" (by the observation's rank)
     mlp_units: tuple[int, ...] = (64, 64)
     hidden: int = 512
 
@@ -82,8 +87,21 @@ class BaseConfig:
             raise ValueError(f"gamma must lie in [0, 1] (got {self.gamma})")
         if self.optimizer not in ("adam", "rmsprop"):
             raise ValueError(f"unknown optimizer {self.optimizer!r}; accepted: adam, rmsprop")
-        if self.torso not in ("nature", "mlp"):
-            raise ValueError(f"unknown torso {self.torso!r}; accepted: nature, mlp")
+        if self.torso not in TORSOS:
+            raise ValueError(f"unknown torso {self.torso!r}; accepted: {', '.join(TORSOS)}")
+        if self.batch_size < 1 or self.min_replay_history < 0 or self.epsilon_decay_period < 1:
+            raise ValueError("batch_size and epsilon_decay_period must be >= 1 and min_replay_history >= 0")
+        if not 0.0 <= self.epsilon_train <= 1.0 or not 0.0 <= self.epsilon_eval <= 1.0:
+            raise ValueError("epsilon_train and epsilon_eval must lie in [0, 1]")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be > 0 (got {self.learning_rate})")
+
+    def torso_for(self, obs_shape: tuple[int, ...]) -> str:
+        """The torso for observations of ``obs_shape``: ``auto`` picks ``nature`` for ``(H, W, C)`` images and
+        ``mlp`` for anything else."""
+        if self.torso != "auto":
+            return self.torso
+        return "nature" if len(obs_shape) == 3 else "mlp"
 
     def replace(self, **changes: Any):
         return dataclasses.replace(self, **changes)
@@ -153,6 +171,7 @@ class BaselineAgent(ABC):
     def __init__(self, config: BaseConfig) -> None:
         config.validate()
         self.config = config
+        self.requested_torso = config.torso  # "auto" is resolved per observation space in init()
         self.optimizer = make_optimizer(config)
         self.num_actions: int | None = None
         self.network: flax.linen.Module | None = None
@@ -163,12 +182,10 @@ class BaselineAgent(ABC):
     # ------------------------------------------------------------------------------------- subclass API
 
     @abstractmethod
-    def build_network(self, num_actions: int) -> flax.linen.Module:
-        ...
+    def build_network(self, num_actions: int) -> flax.linen.Module: ...
 
     @abstractmethod
-    def init_params(self, rng: jax.Array, obs: jax.Array) -> Any:
-        ...
+    def init_params(self, rng: jax.Array, obs: jax.Array) -> Any: ...
 
     @abstractmethod
     def greedy_actions(self, params: Any, obs: jax.Array, rng: jax.Array | None) -> jax.Array:
@@ -176,15 +193,21 @@ class BaselineAgent(ABC):
         ...
 
     @abstractmethod
-    def loss(self, params: Any, target_params: Any, batch: dict, rng: jax.Array) -> tuple[jax.Array, dict]:
-        ...
+    def loss(self, params: Any, target_params: Any, batch: dict, rng: jax.Array) -> tuple[jax.Array, dict]: ...
 
     # ------------------------------------------------------------------------------------- public API
 
     def init(self, rng: jax.Array, obs_space: gym.Space, act_space: gym.Space) -> BaselineState:
-        """Build the network for the spaces and return the initial state (target = online parameters)."""
+        """Build the network for the spaces and return the initial state (target = online parameters).
+
+        A ``torso="auto"`` config is resolved here, from the observation's rank (:meth:`BaseConfig.torso_for`).
+        """
         if not isinstance(act_space, gym.spaces.Discrete):
             raise ValueError(f"{self.name} needs a discrete action space (got {act_space})")
+        torso = self.config.replace(torso=self.requested_torso).torso_for(tuple(obs_space.shape))
+        if torso != self.config.torso:
+            self.config = self.config.replace(torso=torso)
+            self.network = None
         if self.network is None or self.num_actions != act_space.n:  # keep compiled functions across inits
             self.num_actions = int(act_space.n)
             self.network = self.build_network(self.num_actions)
@@ -201,10 +224,15 @@ class BaselineAgent(ABC):
             updates=jnp.zeros((), jnp.int32),
         )
 
-    def policy(self, obs: jax.Array, state: BaselineState, rng: jax.Array) -> tuple[jax.Array, BaselineState, dict]:
+    def policy(
+        self, obs: jax.Array, state: BaselineState, rng: jax.Array, active: np.ndarray | None = None
+    ) -> tuple[jax.Array, BaselineState, dict]:
+        """Training-mode actions ``(N,)`` for ``obs (N, *obs_shape)``; ``active (N,)`` bool marks the envs whose
+        action will be executed (only those count as agent steps; default all)."""
+        count = obs.shape[0] if active is None else int(np.count_nonzero(active))
         # Only the parameters and the step counter enter the compiled call: returning the whole state from it
         # would copy both networks and the optimiser moments on every step.
-        actions, env_steps, extras = self._policy_fn(obs, state.params, state.env_steps, rng)
+        actions, env_steps, extras = self._policy_fn(obs, state.params, state.env_steps, rng, np.int32(count))
         return actions, state.replace(env_steps=env_steps), extras
 
     def eval_policy(
@@ -232,11 +260,11 @@ class BaselineAgent(ABC):
         random_actions = jax.random.randint(k_random, (n,), 0, self.num_actions)
         return jnp.where(explore, random_actions, greedy).astype(jnp.int32)
 
-    def _policy(self, obs, params, env_steps, rng):
+    def _policy(self, obs, params, env_steps, rng, count):
         k_net, k_eps = jax.random.split(rng)
         epsilon = self.epsilon(env_steps)
         actions = self._epsilon_greedy(self.greedy_actions(params, obs, k_net), epsilon, k_eps)
-        return actions, env_steps + obs.shape[0], {"epsilon": epsilon}
+        return actions, env_steps + count, {"epsilon": epsilon}
 
     def _eval_policy(self, obs, params, rng):
         k_net, k_eps = jax.random.split(rng)

@@ -3,8 +3,11 @@
 :class:`Learner` is what a driver calls once per vector step — ``act(obs)`` then ``observe(...)`` — and it does
 the rest the way dopamine's ``_train_step`` does: transitions go to replay; once more than
 ``min_replay_history`` transitions were added, one gradient update runs every ``update_period`` agent steps
-(all envs counted), and the agent copies the target network every ``target_update_period`` agent steps
-(:mod:`.common`). Prioritized replay gets its new priorities from each update.
+(transitions added, all envs counted), and the agent copies the target network every ``target_update_period``
+agent steps (:mod:`.common`). Prioritized replay gets its new priorities from each update. Both calls take an
+``active`` mask for lockstep drivers in which some envs take no step (an env being reset). :meth:`Learner.checkpoint`
+and :meth:`Learner.load_checkpoint` give everything that changes — agent state, key, replay buffers and scalars —
+as one pytree of arrays plus JSON-serialisable metadata.
 
 :func:`run_episodes` is a minimal single-process driver over a list of gymnasium envs (used by the tests and
 the benchmark); the trainers' loop does the same through ``act``/``observe``.
@@ -111,22 +114,36 @@ class Learner:
         self.key, key = jax.random.split(self.key)
         return key
 
-    def act(self, obs: np.ndarray, eval_mode: bool = False) -> np.ndarray:
-        """Actions ``(E,)`` for observations ``(E, *obs_shape)`` (training: ε-greedy/noisy; eval: ε_eval)."""
-        fn = self.agent.eval_policy if eval_mode else self.agent.policy
-        actions, state, _ = fn(obs, self.state, self._next_key())
-        if not eval_mode:
-            self.state = state
+    def act(self, obs: np.ndarray, eval_mode: bool = False, active: np.ndarray | None = None) -> np.ndarray:
+        """Actions ``(E,)`` for observations ``(E, *obs_shape)`` (training: ε-greedy/noisy; eval: ε_eval).
+
+        ``active (E,)`` bool marks the envs whose action will be executed; only those advance the agent's step
+        counter (and so ε). Default: all.
+        """
+        if eval_mode:
+            actions, _, _ = self.agent.eval_policy(obs, self.state, self._next_key())
+        else:
+            actions, self.state, _ = self.agent.policy(obs, self.state, self._next_key(), active)
         return np.asarray(actions)
 
-    def observe(self, obs, action, reward, terminated, truncated, next_obs=None) -> list[dict]:
-        """Store one vector step and run the updates now due; returns their metrics (scalars, host floats)."""
-        self.replay.add(obs, action, reward, terminated, truncated, next_obs)
-        before, self.env_steps = self.env_steps, self.env_steps + self.num_envs
-        if self.replay.add_count <= self.config.min_replay_history:
+    def observe(self, obs, action, reward, terminated, truncated, next_obs=None, active=None) -> list[dict]:
+        """Store one vector step and run the updates now due; returns their metrics (scalars, host floats).
+
+        Parameters
+        ----------
+        obs, next_obs : (E, *obs_shape)
+        action, reward, terminated, truncated : (E,)
+        active : (E,) bool, optional
+            Envs that took a step (the others' rows are ignored); default all.
+        """
+        before = self.replay.add_count
+        self.replay.add(obs, action, reward, terminated, truncated, next_obs, active)
+        after = self.replay.add_count
+        self.env_steps += after - before
+        if after <= self.config.min_replay_history:
             return []
         period = self.config.update_period
-        due = self.env_steps // period - before // period
+        due = after // period - before // period
         return [self.update() for _ in range(due)]
 
     def update(self) -> dict:
@@ -135,10 +152,39 @@ class Learner:
         index = batch.pop("index")
         batch.pop("probability")
         self.state, metrics = self.agent.train(self.state, batch, self._next_key())
+        metrics = jax.device_get(metrics)  # one transfer; the next act waits for these parameters anyway
         per_sample = metrics.pop("per_sample_loss")
         if self.replay.prioritized:
-            self.replay.update_priorities(index, np.asarray(per_sample))
+            self.replay.update_priorities(index, per_sample)
         return {name: float(value) for name, value in metrics.items()}
+
+    def epsilon(self) -> float:
+        """The training ε at the current step count (0 for NoisyNet agents)."""
+        return float(self.agent.epsilon(self.state.env_steps))
+
+    # ------------------------------------------------------------------------------------------ checkpoints
+
+    def checkpoint(self) -> tuple[dict, dict]:
+        """Everything that changes, for a checkpoint.
+
+        Returns
+        -------
+        tree : dict
+            ``{"agent": BaselineState, "key": typed key, "replay": {name: ndarray}}`` (the replay's buffers by
+            reference; also the ``target`` structure for restoring).
+        metadata : dict
+            JSON-serialisable: the replay's scalars (counters, largest priority, sampling generator state) and
+            the host step counter.
+        """
+        tree = {"agent": self.state, "key": self.key, "replay": self.replay.state_arrays()}
+        return tree, {"replay": self.replay.state_scalars(), "env_steps": self.env_steps}
+
+    def load_checkpoint(self, tree: dict, metadata: dict) -> None:
+        """Continue from :meth:`checkpoint`'s ``tree`` (as restored) and ``metadata``; the restored replay buffers
+        are adopted, not copied."""
+        self.state, self.key = tree["agent"], tree["key"]
+        self.replay.load_state_dict({**tree["replay"], **metadata["replay"]}, copy=False)
+        self.env_steps = int(metadata["env_steps"])
 
 
 @dataclass

@@ -207,8 +207,9 @@ class PrioritizedReplay:
         terminated: np.ndarray,
         truncated: np.ndarray,
         next_obs: np.ndarray | None = None,
+        active: np.ndarray | None = None,
     ) -> None:
-        """Add one step of every env.
+        """Add one step of every env (or of the ``active`` ones).
 
         Parameters
         ----------
@@ -218,6 +219,9 @@ class PrioritizedReplay:
         next_obs : (E, *obs_shape), optional
             The observations after the step; only the rows of envs whose episode ended are used (their final
             observation), so it is required when any episode ended.
+        active : (E,) bool, optional
+            Envs that took a step; the rows of the others are ignored (a lockstep driver has no transition for an
+            env whose episode ended on the previous step and is being reset). Default: all.
         """
         obs = np.asarray(obs)
         reward = np.asarray(reward, np.float32)
@@ -225,12 +229,28 @@ class PrioritizedReplay:
             reward = np.clip(reward, -self.reward_clip, self.reward_clip)
         terminated = np.asarray(terminated, bool)
         ended = terminated | np.asarray(truncated, bool)
-        envs = self._envs
-        slot = self._write(envs, obs, np.asarray(action, np.int32), reward, terminated, ended, False)
-        self.add_count += self.num_envs
-        self.episode_step += 1
+        action = np.asarray(action, np.int32)
+        if active is None:
+            envs = self._envs
+        else:
+            active = np.asarray(active, bool)
+            envs = self._envs[active]
+            if envs.size == 0:
+                return
+            if envs.size < self.num_envs:
+                obs, action, reward, terminated, ended = (
+                    obs[active],
+                    action[active],
+                    reward[active],
+                    terminated[active],
+                    ended[active],
+                )
+                next_obs = None if next_obs is None else np.asarray(next_obs)[active]
+        slot = self._write(envs, obs, action, reward, terminated, ended, False)
+        self.add_count += envs.size
+        self.episode_step[envs] += 1
         # Slot t − n now has its full window (its n-th next observation is this slot).
-        full = self.episode_step > self.n
+        full = self.episode_step[envs] > self.n
         self._set_ready(self._flat((slot[full] - self.n) % self.slots, envs[full]), True)
         if not ended.any():
             return
@@ -319,25 +339,47 @@ class PrioritizedReplay:
 
     _ARRAYS = ("frames", "action", "reward", "terminated", "last", "closing", "ep_step", "cursor", "episode_step")
 
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume (numpy arrays and scalars; the caller writes it)."""
-        state = {name: getattr(self, name) for name in self._ARRAYS}
-        state.update(
-            tree=self.tree.nodes,
-            max_priority=self.max_priority,
-            add_count=self.add_count,
-            num_ready=self.num_ready,
-            rng=self.rng.bit_generator.state,
-        )
-        return state
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The buffers (by reference, not copied): the stored steps, cursors and the sum tree's nodes."""
+        return {**{name: getattr(self, name) for name in self._ARRAYS}, "tree": self.tree.nodes}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name in self._ARRAYS:
-            target = getattr(self, name)
-            if target.shape != np.shape(state[name]):
-                raise ValueError(f"replay field {name}: shape {np.shape(state[name])}, expected {target.shape}")
-            target[...] = state[name]
-        self.tree.nodes[...] = state["tree"]
+    def state_scalars(self) -> dict[str, Any]:
+        """The scalars (JSON-serialisable): largest priority, counters and the sampling generator's state."""
+        return {
+            "max_priority": self.max_priority,
+            "add_count": self.add_count,
+            "num_ready": self.num_ready,
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: :meth:`state_arrays` and :meth:`state_scalars` in one dict."""
+        return {**self.state_arrays(), **self.state_scalars()}
+
+    def load_state_dict(self, state: dict[str, Any], copy: bool = True) -> None:
+        """Restore :meth:`state_dict`.
+
+        Parameters
+        ----------
+        state : dict
+            Arrays of the shapes this replay was built with, and the scalars.
+        copy : bool
+            Copy the arrays into this replay's buffers (default), or adopt them (no second copy of a large buffer
+            in memory; the caller must not use them afterwards).
+        """
+        for name in (*self._ARRAYS, "tree"):
+            target = self.tree.nodes if name == "tree" else getattr(self, name)
+            value = np.asarray(state[name])
+            if target.shape != value.shape:
+                raise ValueError(f"replay field {name}: shape {value.shape}, expected {target.shape}")
+            if copy:
+                target[...] = value
+            else:
+                value = value if value.dtype == target.dtype and value.flags.writeable else value.astype(target.dtype)
+                if name == "tree":
+                    self.tree.nodes = value
+                else:
+                    setattr(self, name, value)
         self.max_priority = float(state["max_priority"])
         self.add_count = int(state["add_count"])
         self.num_ready = int(state["num_ready"])
