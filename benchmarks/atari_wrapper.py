@@ -26,7 +26,7 @@ from ale_py import Action, ALEInterface, LoggerMode, roms
 from ambs_verify.envs.atari import make
 from ambs_verify.envs.check import check_env_run
 
-from .common import main
+from .common import fmt_range, fmt_seconds, main, row
 
 GAMES = ("seaquest", "assault", "double_dunk", "enduro", "kung_fu_master")
 
@@ -100,6 +100,10 @@ def compare(game: str, blocks: int, block_steps: int) -> dict:
         "raw_steps_per_s": 1 / raw_s,
         "env_steps_per_s": 1 / env_s,
         "ratio": env_s / raw_s,
+        "env_us_per_step_min": min(env_times) * 1e6,
+        "env_us_per_step_max": max(env_times) * 1e6,
+        "raw_us_per_step_min": min(raw_times) * 1e6,
+        "raw_us_per_step_max": max(raw_times) * 1e6,
         "blocks": blocks,
         "block_steps": block_steps,
     }
@@ -121,6 +125,22 @@ def run(quick: bool) -> dict:
     result["max_ratio"] = max(ratios)
     result["goal_ratio"] = 1.2
     return result
+
+
+def headline(result: dict) -> list[dict]:
+    """Suite table rows: the labelled env's time per agent step per game, and its ratio to raw ale-py."""
+    out = []
+    for game, g in result["games"].items():
+        out.append(
+            row(
+                f"{game}, {g['blocks']} × {g['block_steps']} steps",
+                f"labelled env step (raw ale-py {g['raw_us_per_step']:.0f} µs)",
+                fmt_seconds(g["env_us_per_step"] / 1e6),
+                fmt_range(g["env_us_per_step_min"] / 1e6, g["env_us_per_step_max"] / 1e6),
+                f"env/raw ×{g['ratio']:.3f} (goal ≤ {result['goal_ratio']})",
+            )
+        )
+    return out
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from ambs_verify.envs.dopamine_atari import make_dopamine_atari
 from ambs_verify.runs import RunDir
 from ambs_verify.trainers import baseline_loop
 
-from .common import main, time_call
+from .common import main, row, time_call
 
 AGENTS = ("dqn", "rainbow", "iqn")
 
@@ -160,6 +160,24 @@ def run(quick: bool) -> dict:
         result["agents"][name] = bench_agent(name, warmup, steps)
         result["agents"][name]["trainer"] = bench_trainer(name, warmup, windows, log_every)
     return result
+
+
+def headline(result: dict) -> list[dict]:
+    """Suite table rows: agent steps per second with learning on, per agent (median over trainer windows)."""
+    out = []
+    for name, a in result["agents"].items():
+        tr = a["trainer"]
+        windows = tr["window_steps_per_s"]
+        out.append(
+            row(
+                f"{name}, {result['game']}",
+                f"agent steps/s through the trainer (loop alone {a['steps_per_s']:.1f}; update {a['update_ms']:.0f} "
+                f"ms, {a['train_gflop_per_s']:.0f} GFLOP/s)",
+                f"{tr['steps_per_s']:.1f} steps/s",
+                f"{min(windows):.1f} – {max(windows):.1f} steps/s" if windows else "—",
+            )
+        )
+    return out
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import main
+from benchmarks.common import main, row
 
 AGENTS = ("ambs", "dreamer")
 
@@ -73,6 +73,25 @@ def run(quick: bool) -> dict:
         }
     ratio = table["ambs"]["cumulative_violations_mean"] / max(table["dreamer"]["cumulative_violations_mean"], 1)
     return {"seeds": seeds, "runs": runs, "summary": table, "violations_ratio_ambs_over_dreamer": ratio}
+
+
+def headline(result: dict) -> list[dict]:
+    """Suite table rows: cumulative violations per agent over the seeds, and AMBS's ratio to DreamerV3."""
+    out = []
+    steps = result["runs"][0]["steps"] if result["runs"] else 0
+    for agent, t in result["summary"].items():
+        viol = [r["cumulative_violations"] for r in result["runs"] if r["agent"] == agent]
+        ratio = f"AMBS/DreamerV3 ×{result['violations_ratio_ambs_over_dreamer']:.2f}" if agent == "ambs" else "—"
+        out.append(
+            row(
+                f"{agent}, {len(result['seeds'])} seed(s) × {steps} steps",
+                f"cumulative violations, mean ± std over seeds (mean return {t['return_mean']:.2f})",
+                f"{t['cumulative_violations_mean']:.0f} ± {t['cumulative_violations_std']:.0f}",
+                f"{min(viol)} – {max(viol)}",
+                ratio,
+            )
+        )
+    return out
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import numpy as np
 from ambs_verify.estimators import intervals
 from ambs_verify.estimators.jax_bounds import clopper_pearson_upper, hoeffding_upper, kl_upper
 
-from .common import main, time_call
+from .common import main, row, smoke, time_call, timing_row
 
 N_PAIRS = 100_000
 M_MAX = 1024
@@ -24,12 +24,12 @@ DELTA = 0.01
 SEED = 0
 
 
-def _pairs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _pairs(n: int = N_PAIRS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(SEED)
-    m = rng.integers(1, M_MAX + 1, N_PAIRS)
+    m = rng.integers(1, M_MAX + 1, n)
     # Violation rates skewed towards 0, as in a shield that mostly sees safe states.
-    k = np.minimum(m, np.floor(m * rng.beta(0.5, 8.0, N_PAIRS))).astype(np.int64)
-    return k, m, np.full(N_PAIRS, DELTA)
+    k = np.minimum(m, np.floor(m * rng.beta(0.5, 8.0, n))).astype(np.int64)
+    return k, m, np.full(n, DELTA)
 
 
 def _time_jax(fn, args: tuple, repeats: int) -> tuple[dict, dict, np.ndarray]:
@@ -42,11 +42,12 @@ def _time_jax(fn, args: tuple, repeats: int) -> tuple[dict, dict, np.ndarray]:
 
 def run(quick: bool) -> dict:
     repeats = 3 if quick else 15
-    k, m, delta = _pairs()
+    n_pairs = 10_000 if smoke() else N_PAIRS  # BENCH_SMOKE: the suite's smoke test
+    k, m, delta = _pairs(n_pairs)
     args = tuple(jnp.asarray(a, jnp.float32) for a in (k, m, delta))
 
     result: dict = {
-        "n_pairs": N_PAIRS,
+        "n_pairs": n_pairs,
         "m_max": M_MAX,
         "delta": DELTA,
         "dtype": "float32",
@@ -70,6 +71,23 @@ def run(quick: bool) -> dict:
             result[f"numpy_{name}"]["median_s"] / result[f"jax_{name}"]["median_s"]
         )
     return result
+
+
+def headline(result: dict) -> list[dict]:
+    """Suite table rows: the jitted bound per batch, and its speed-up over numpy/scipy."""
+    out = []
+    for name in ("kl", "clopper_pearson", "hoeffding"):
+        jax_t, np_t = result[f"jax_{name}"], result[f"numpy_{name}"]
+        out.append(
+            timing_row(
+                f"{name}, {result['n_pairs']:,} pairs",
+                f"jitted f32 upper bound per batch (numpy {np_t['median_s'] * 1e3:.3g} ms; "
+                f"max |diff| {result[f'max_abs_diff_{name}']:.1e})",
+                jax_t,
+                f"numpy/jax ×{result[f'speedup_{name}_numpy_over_jax']:.2f}",
+            )
+        )
+    return out or [row("—", "no bounds timed")]
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import numpy as np
 
 from ambs_verify.envs.safety_gym import build_builder, make, task_ids
 
-from .common import main
+from .common import fmt_range, fmt_seconds, main, row
 
 TASK = "SafetyPointGoal1-v0"
 
@@ -64,6 +64,8 @@ def _compare(adapter, raw, raw_steps_per_agent_step: int, n_steps: int, repeats:
         "adapter_steps_per_s": 1 / adapter_med,
         "raw_steps_per_s": 1 / raw_med,
         "ratio_adapter_over_raw": adapter_med / raw_med,
+        "adapter_s_per_step_min": min(adapter_s),
+        "adapter_s_per_step_max": max(adapter_s),
         "agent_steps_per_block": n_steps,
         "blocks": repeats,
     }
@@ -120,6 +122,34 @@ def run(quick: bool) -> dict:
         ids = ["SafetyPointGoal1-v0", "SafetyCarButton2-v0", "SafetyDoggoPush1-v0", "SafetyAntCircle0-v0"]
     result["tasks"] = _sweep(ids, steps=10)
     return result
+
+
+def headline(result: dict) -> list[dict]:
+    """Suite table rows: the adapter's time per agent step against the raw Builder; the task sweep."""
+    out = []
+    for key, label in (
+        ("vector_repeat2", "vector obs, repeat 2"),
+        ("vision_repeat2", "64×64 vision, repeat 2"),
+        ("vision_repeat1", "64×64 vision, repeat 1"),
+    ):
+        c = result[key]
+        out.append(
+            row(
+                f"{result['task']}, {label}",
+                f"adapter step (raw Builder {fmt_seconds(c['raw_s_per_step'])})",
+                fmt_seconds(c["adapter_s_per_step"]),
+                fmt_range(c.get("adapter_s_per_step_min"), c.get("adapter_s_per_step_max")),
+                f"adapter/raw ×{c['ratio_adapter_over_raw']:.3f}",
+            )
+        )
+    t = result["tasks"]
+    out.append(
+        row(
+            f"{t['n_ok'] + t['n_failed']} tasks",
+            f"build + reset + {t['steps_each']} steps: {t['n_ok']} ok, {t['n_failed']} failed",
+        )
+    )
+    return out
 
 
 if __name__ == "__main__":

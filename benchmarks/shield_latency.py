@@ -1,8 +1,19 @@
 """Shield decision latency: one jitted call of :func:`~ambs_verify.agents.shield.shield_decision` for N envs.
 
-For each model size (``debug`` and ``small`` on CPU; ``medium``/``large``/``xlarge`` too when a GPU is present or
-``--sizes`` asks), m latent traces × H imagined steps per env, 1 and 8 envs: compile time, median wall time per
-decision, XLA's FLOP count of the compiled call and the achieved GFLOP/s. The paper's setting is m 512, H 15.
+For each model size (``debug``, ``small`` and ``medium`` on CPU; ``large`` and ``xlarge`` too when JAX's first
+device is a GPU; ``SHIELD_SIZES=debug,small`` overrides), m latent traces × H imagined steps per env, 1 and 8
+envs (m ∈ {64, 256, 512, 1024}, H ∈ {15, 30}; quick: debug and small at the paper's m 512, H 15):
+
+* compile time and wall time per decision (median, min, max);
+* FLOPs per decision from XLA's cost analysis of an unrolled lowering of the same computation (XLA counts a loop
+  body once), the achieved GFLOP/s and its fraction of this machine's **f32 matmul ceiling**, measured in the same
+  run (before and after the decisions, the better kept) with large jitted square matmuls at default precision, as
+  the model's own matmuls. The FLOP count includes elementwise work, so the fraction is a slight overestimate;
+* for 8 envs at H 15, the **paper's per-env loop**: the published code decided env by env, one jitted shield call
+  per env and a Python list comprehension averaging each env's violating traces. Here: the same jitted
+  ``shield_decision`` on a 1-env posterior, called once per env (posteriors sliced beforehand, which favours the
+  loop), then ``[k / m for k in ...]`` on the host; ``paper_loop_ratio`` = loop time / vectorised time (> 1: the
+  single vectorised call is faster).
 
 Run: ``python -m benchmarks.shield_latency [--quick]`` (from the repository root; ``PYTHONPATH=.`` on a machine
 where the package is not installed).
@@ -17,74 +28,218 @@ import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ambs_verify.agents.agent import Agent
 from ambs_verify.agents.config import make_config
 from ambs_verify.agents.shield import ShieldConfig, shield_decision
 
-from .common import main, time_call
+from .common import fmt_range, fmt_seconds, main, on_gpu, row, smoke, time_adaptive, time_call
+
+OBS_SPACE = {"image": (64, 64, 3)}  # Atari-shaped: the paper's shielded setting
+ACT_DIM = 18
+PAPER = (512, 15)  # m, H
 
 
-def _flops(compiled) -> float | None:
-    analysis = compiled.cost_analysis()
-    if isinstance(analysis, list):  # older JAX returns one dict per device
-        analysis = analysis[0] if analysis else {}
+def _flops(analysis) -> float | None:
+    if isinstance(analysis, list | tuple):  # older JAX returns one dict per device
+        analysis = analysis[0] if analysis else None
+    if not analysis:
+        return None
     return float(analysis.get("flops", 0.0)) or None
 
 
-def _setup(size: str, envs: int, samples: int, horizon: int, unroll: bool):
-    config = make_config(size)
-    rssm = dataclasses.replace(config.world_model.rssm, unroll=unroll)
-    config = dataclasses.replace(config, world_model=dataclasses.replace(config.world_model, rssm=rssm))
-    agent = Agent(config, {"image": (64, 64, 3)}, 18, True)  # Atari-shaped: the paper's shielded setting
-    state = agent.init(jax.random.PRNGKey(0))
-    obs = {"image": jnp.zeros((envs, 64, 64, 3), jnp.uint8)}
-    post = agent.observe_step(state, agent.initial_carry(state, envs), obs, jnp.ones(envs, bool), jax.random.PRNGKey(1))
-    shield = ShieldConfig(samples=samples, horizon=horizon)
+def matmul_ceiling(sizes: tuple[int, ...] | None = None, repeats: int = 5) -> dict:
+    """f32 FLOP/s of jitted square matmuls (the best ``n`` and the best repeat): the machine's dense ceiling.
 
-    def decide(wm_params, task_state, posterior, key):
-        return shield_decision(shield, agent.wm, agent.task, wm_params, task_state, posterior, key)
-
-    args = (state["wm"]["params"], state["task"], post, jax.random.PRNGKey(2))
-    return jax.jit(decide).lower(*args), args
-
-
-def measure(size: str, envs: int, samples: int, horizon: int, repeats: int) -> dict:
-    """Compile and time one shield decision for ``envs`` environments of a fresh ``size`` agent.
-
-    FLOPs come from an unrolled copy of the same computation: XLA's cost analysis counts a loop body once.
+    Default precision, as the model's own matmuls. CPU: n 1024 and 2048; GPU: 4096 and 8192.
     """
-    lowered, args = _setup(size, envs, samples, horizon, unroll=False)
+    if sizes is None:
+        sizes = (4096, 8192) if on_gpu() else (1024, 2048)
+    per_n = {}
+    for n in sizes:
+        ka, kb = jax.random.split(jax.random.PRNGKey(n))
+        a = jax.random.normal(ka, (n, n), jnp.float32)
+        b = jax.random.normal(kb, (n, n), jnp.float32)
+        compiled = jax.jit(jnp.matmul).lower(a, b).compile()
+        timing = time_call(lambda c=compiled, a=a, b=b: c(a, b).block_until_ready(), repeats=repeats, warmup=2)
+        flops = 2.0 * n**3
+        per_n[n] = {
+            "n": n,
+            "flops": flops,
+            **timing,
+            "gflops_per_s": flops / timing["min_s"] / 1e9,  # the best repeat
+            "gflops_per_s_median": flops / timing["median_s"] / 1e9,
+        }
+    best = max(per_n.values(), key=lambda r: r["gflops_per_s"])
+    return {**best, "dtype": "float32", "sizes": {str(n): r for n, r in per_n.items()}}
+
+
+class _Size:
+    """One size's agent (scanned and unrolled RSSM), parameters and posteriors."""
+
+    def __init__(self, size: str, max_envs: int) -> None:
+        self.size = size
+        config = make_config(size)
+        self.agent = Agent(config, OBS_SPACE, ACT_DIM, True)
+        rssm = dataclasses.replace(config.world_model.rssm, unroll=True)
+        unrolled = dataclasses.replace(config, world_model=dataclasses.replace(config.world_model, rssm=rssm))
+        self.unrolled = Agent(unrolled, OBS_SPACE, ACT_DIM, True)
+        state = self.agent.init(jax.random.PRNGKey(0))
+        self.params, self.task = state["wm"]["params"], state["task"]
+        obs = {"image": jnp.zeros((max_envs, *OBS_SPACE["image"]), jnp.uint8)}
+        carry = self.agent.initial_carry(state, max_envs)
+        observe = jax.jit(self.agent.observe_step)  # eager, the encoder alone takes seconds
+        self.post = observe(state, carry, obs, jnp.ones(max_envs, bool), jax.random.PRNGKey(1))
+
+    def posterior(self, envs: int):
+        return jax.tree.map(lambda x: x[:envs], self.post)
+
+    def decide_fn(self, samples: int, horizon: int, unrolled: bool = False):
+        agent = self.unrolled if unrolled else self.agent
+        shield = ShieldConfig(samples=samples, horizon=horizon)
+
+        def decide(wm_params, task_state, posterior, key):
+            return shield_decision(shield, agent.wm, agent.task, wm_params, task_state, posterior, key)
+
+        return jax.jit(decide)
+
+
+_CACHE: dict[str, _Size] = {}
+
+
+def cached_size(size: str) -> _Size:
+    """A :class:`_Size` with 8 env posteriors, kept for the debug and small sizes (other benchmarks reuse them)."""
+    if size in _CACHE:
+        return _CACHE[size]
+    sz = _Size(size, max_envs=8)
+    if size in ("debug", "small"):
+        _CACHE[size] = sz
+    return sz
+
+
+def flops_of(traced) -> float | None:
+    """FLOPs of a traced jitted function from XLA's cost analysis of its (CPU) lowering."""
+    try:  # FLOPs do not depend on the platform; the CPU lowering has a pre-compilation cost analysis
+        return _flops(traced.lower(lowering_platforms=("cpu",)).cost_analysis())
+    except Exception:  # pragma: no cover - a JAX without lowering_platforms
+        return _flops(traced.lower().compile().cost_analysis())
+
+
+def measure(sz: _Size, envs: int, samples: int, horizon: int, budget: tuple[int, float, int], loop: bool) -> dict:
+    """Compile and time one decision for ``envs`` environments; optionally the paper's per-env loop too."""
+    post = sz.posterior(envs)
+    key = jax.random.PRNGKey(2)
+    args = (sz.params, sz.task, post, key)
     start = time.perf_counter()
-    compiled = lowered.compile()
+    compiled = sz.decide_fn(samples, horizon).lower(*args).compile()
     compile_s = time.perf_counter() - start
-    timing = time_call(lambda: jax.block_until_ready(compiled(*args)), repeats)
-    flops = _flops(_setup(size, envs, samples, horizon, unroll=True)[0].compile())
-    return {
-        "size": size,
+    max_repeats, budget_s, min_repeats = budget
+    timing = time_adaptive(lambda: jax.block_until_ready(compiled(*args)), max_repeats, budget_s, min_repeats)
+    flops = flops_of(sz.decide_fn(samples, horizon, unrolled=True).trace(*args))
+    out = {
+        "size": sz.size,
         "envs": envs,
         "samples": samples,
         "horizon": horizon,
         "compile_s": compile_s,
         **timing,
+        "us_per_env_decision": timing["median_s"] / envs * 1e6,
         "flops": flops,
         "gflops_per_s": flops / timing["median_s"] / 1e9 if flops else None,
     }
+    if loop and envs > 1:
+        one = sz.decide_fn(samples, horizon).lower(sz.params, sz.task, sz.posterior(1), key).compile()
+        singles = [jax.tree.map(lambda x, i=i: x[i : i + 1], post) for i in range(envs)]
+        keys = list(jax.random.split(key, envs))
+
+        def paper_loop():
+            outs = [one(sz.params, sz.task, p, k) for p, k in zip(singles, keys, strict=True)]
+            return [float(np.asarray(o["violations"])[0]) / samples for o in outs]  # per-env average on the host
+
+        loop_timing = time_adaptive(paper_loop, max_repeats, budget_s, min_repeats)
+        out["paper_loop"] = loop_timing
+        out["paper_loop_ratio"] = loop_timing["median_s"] / timing["median_s"]
+    return out
+
+
+def settings(quick: bool) -> list[tuple[int, int, int]]:
+    """(envs, m, H) to measure per size."""
+    if quick or smoke():
+        return [(envs, *PAPER) for envs in (1, 8)]
+    return [(envs, m, h) for h in (15, 30) for m in (64, 256, 512, 1024) for envs in (1, 8)]
+
+
+def sizes(quick: bool) -> list[str]:
+    if os.environ.get("SHIELD_SIZES"):
+        return [s for s in os.environ["SHIELD_SIZES"].split(",") if s]
+    if smoke():
+        return ["debug"]
+    if on_gpu():
+        return ["debug", "small", "medium", "large", "xlarge"]
+    return ["debug", "small"] if quick else ["debug", "small", "medium"]
 
 
 def run(quick: bool) -> dict:
-    gpu = any(d.platform == "gpu" for d in jax.devices())
-    sizes = os.environ.get("SHIELD_SIZES")
-    default = ["debug", "small", "medium", "large", "xlarge"] if gpu else ["debug", "small"]
-    sizes = sizes.split(",") if sizes else default
-    repeats = 3 if quick else 7
+    budget = (3, 4.0, 1) if quick else (7, 15.0, 2)  # max repeats, seconds, min repeats (after one warm-up)
+    ceiling_sizes = (256, 512) if smoke() else None
+    before = matmul_ceiling(ceiling_sizes, repeats=3 if quick else 7)
+    print(f"f32 matmul ceiling: {before['gflops_per_s']:.1f} GFLOP/s (n {before['n']})", file=sys.stderr, flush=True)
     rows = []
-    for size in sizes:
-        for envs in (1, 8):
-            for samples, horizon in ((512, 15),) if quick else ((64, 15), (512, 15), (1024, 15), (512, 30)):
-                rows.append(measure(size, envs, samples, horizon, repeats))
-                print(rows[-1], file=sys.stderr, flush=True)
-    return {"device": str(jax.devices()[0]), "rows": rows}
+    for size in sizes(quick):
+        sz = cached_size(size)
+        for envs, samples, horizon in settings(quick):
+            rows.append(measure(sz, envs, samples, horizon, budget, loop=envs > 1 and horizon == 15))
+            res = rows[-1]
+            print(
+                f"{size:7s} envs {envs} m {samples:4d} H {horizon}: {res['median_s'] * 1e3:9.2f} ms"
+                f"  {res['gflops_per_s'] or float('nan'):7.1f} GFLOP/s"
+                + (f"  paper loop x{res['paper_loop_ratio']:.2f}" if "paper_loop_ratio" in res else ""),
+                file=sys.stderr,
+                flush=True,
+            )
+        del sz
+    # Measured again at the end and the better of the two kept: on a shared machine one of them may be crowded.
+    after = matmul_ceiling(ceiling_sizes, repeats=3 if quick else 7)
+    ceiling = max(before, after, key=lambda r: r["gflops_per_s"])
+    ceiling = {**ceiling, "gflops_per_s_before": before["gflops_per_s"], "gflops_per_s_after": after["gflops_per_s"]}
+    for res in rows:
+        if res["gflops_per_s"]:
+            res["fraction_of_ceiling"] = res["gflops_per_s"] / ceiling["gflops_per_s"]
+    return {"device": str(jax.devices()[0]), "matmul_ceiling": ceiling, "rows": rows}
+
+
+def headline(result: dict) -> list[dict]:
+    """Suite table rows: the matmul ceiling and every setting at the paper's m 512 (the JSON has the rest)."""
+    c = result["matmul_ceiling"]
+    out = [
+        row(
+            f"f32 matmul {c['n']}²",
+            f"ceiling {c['gflops_per_s']:.1f} GFLOP/s (best repeat; before/after the decisions "
+            f"{c.get('gflops_per_s_before', 0):.0f}/{c.get('gflops_per_s_after', 0):.0f})",
+            fmt_seconds(c["median_s"]),
+            fmt_range(c["min_s"], c["max_s"]),
+        )
+    ]
+    for r in result["rows"]:
+        if r["samples"] != PAPER[0]:
+            continue
+        ratios = []
+        if r.get("fraction_of_ceiling") is not None:
+            ratios.append(f"{100 * r['fraction_of_ceiling']:.0f}% of ceiling")
+        if "paper_loop_ratio" in r:
+            ratios.append(f"paper loop/vectorised ×{r['paper_loop_ratio']:.2f}")
+        gflop = f", {r['flops'] / 1e9:.3g} GFLOP" if r.get("flops") else ""
+        out.append(
+            row(
+                f"{r['size']}, {r['envs']} env{'s' if r['envs'] > 1 else ''}, m {r['samples']}, H {r['horizon']}",
+                f"decision{gflop}",
+                fmt_seconds(r["median_s"]),
+                fmt_range(r["min_s"], r["max_s"]),
+                "; ".join(ratios) or "—",
+            )
+        )
+    return out
 
 
 if __name__ == "__main__":
