@@ -13,7 +13,7 @@ from test_cli import run  # the same in-process CLI runner
 from test_train_cli import FAST
 
 from ambs_verify.reports.certificate import read_certificate, validate_certificate
-from ambs_verify.reports.certify import CertifyOptions, certify_checkpoint, options_from_certificate, parse_spec
+from ambs_verify.reports.certify import CertifyOptions, parse_spec
 from ambs_verify.reports.verify import IGNORED, first_difference, verify_certificate
 
 SMALL = ["--states", "6", "--samples", "32", "--episodes", "3", "--audit-states", "3", "--rollouts", "12"]
@@ -97,10 +97,7 @@ def test_certificates_are_written_and_schema_valid(certified):
 
 def test_recertification_is_deterministic_and_verifies(certified):
     logdir, _ = certified
-    stored = read_certificate(logdir / "certificates" / "120.json")
-    fresh = certify_checkpoint(logdir, 120, options_from_certificate(stored))
-    fresh["provenance"]["run"] = stored["provenance"]["run"]
-    assert first_difference(stored, fresh) is None
+    # verify re-certifies with the recorded options and seed and compares every field but the timestamp.
     result = verify_certificate(logdir / "certificates" / "120.json")
     assert result.ok, result.reason
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
@@ -95,6 +95,7 @@ def test_holm_against_hand_computation():
     assert back.reject.tolist() == holm.reject.tolist()
 
 
+@settings(max_examples=30, deadline=None)
 @given(p=st.lists(st.floats(0, 1), min_size=1, max_size=30), alpha=st.floats(0.001, 0.2))
 def test_holm_rejects_at_least_what_bonferroni_rejects(p, alpha):
     holm, bonf = multiple_test(p, alpha, "holm"), multiple_test(p, alpha, "bonferroni")
