@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["RESUMABLE_KEYS", "RunDir", "RunMismatchError", "config_differences", "holds_run"]
+__all__ = ["RESUMABLE_KEYS", "RunDir", "RunMismatchError", "config_differences", "holds_run", "write_text_atomic"]
 
 # Keys that may differ between a run and its resumption (fnmatch patterns over dotted keys).
 RESUMABLE_KEYS = (
@@ -84,10 +84,19 @@ def holds_run(path: str | os.PathLike) -> bool:
     return (Path(path) / "config.yaml").is_file()
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, fsync it, then ``os.replace`` it into place (readers see
+    the old file or the new one, never a torn one); the file gets the mode ``open()`` would give it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -167,7 +176,7 @@ class RunDir:
 
     def write_config(self, config: Mapping[str, Any]) -> None:
         """Write ``config.yaml`` atomically (a :class:`~ambs_verify.config.Config` or plain mapping)."""
-        _atomic_write(self.config_path, yaml.safe_dump(_plain(config), sort_keys=False, allow_unicode=True))
+        write_text_atomic(self.config_path, yaml.safe_dump(_plain(config), sort_keys=False, allow_unicode=True))
 
     def prepare(self, config: Mapping[str, Any], force: bool = False) -> bool:
         """Create the run, or check that ``config`` may resume the run already here.
@@ -197,7 +206,7 @@ class RunDir:
                 "use another --logdir, or --force to resume with the new config"
             )
         if diffs:
-            _atomic_write(self.path / "config.previous.yaml", self.config_path.read_text(encoding="utf-8"))
+            write_text_atomic(self.path / "config.previous.yaml", self.config_path.read_text(encoding="utf-8"))
         self.write_config(config)
         return True
 
@@ -267,7 +276,7 @@ class RunDir:
     def write_certificate(self, step: int, certificate: Mapping[str, Any]) -> Path:
         """Write ``certificates/<step>.json`` atomically; returns its path."""
         path = self.certificate_path(step)
-        _atomic_write(path, json.dumps(certificate, indent=2, sort_keys=True) + "\n")
+        write_text_atomic(path, json.dumps(certificate, indent=2, sort_keys=True) + "\n")
         return path
 
     def read_certificate(self, step: int) -> dict[str, Any]:

@@ -25,8 +25,8 @@ from typing import Any
 import yaml
 
 from .. import __version__
-from ..runs import RunDir
-from .certificate import CertificateError, certificate_paths, read_certificate, write_text_atomic
+from ..runs import RunDir, write_text_atomic
+from .certificate import CertificateError, certificate_paths, read_certificate
 
 __all__ = ["ReportError", "render_report"]
 
