@@ -1,21 +1,44 @@
-# One entry point for installing, the quickstart and the tests. Everything the project needs is installed
-# from here (never by hand); the install is skipped while pyproject.toml is unchanged.
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
-VENV   := .venv
+# One entry point for installing, the quickstart and the tests. Everything the project needs is installed from
+# here (never by hand), at the exact versions of requirements/lock.txt, which the test suite passed with; the
+# install is redone from a brand-new .venv whenever pyproject.toml, a lock file or this Makefile changes, or
+# another Python is asked for (make PYTHON=python3.13 …).
+PYTHON ?= python3.11
+# The interpreter itself. A pyenv shim (python3.13) runs only while that version is active; then pyenv's newest
+# installed 3.13.x is used directly.
+PYEXE  := $(shell $(PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/null || \
+            { v=$$(pyenv versions --bare 2>/dev/null | grep -E '^$(subst .,\.,$(patsubst python%,%,$(notdir $(PYTHON))))\.[0-9]+$$' \
+               | sort -V | tail -n 1) && [ -n "$$v" ] && echo "$$(pyenv root)/versions/$$v/bin/python"; })
+ifeq ($(PYEXE)$(origin PYTHON),file)  # no python3.11 and none asked for: the default python3, if it is supported
+PYEXE  := $(shell python3 -c 'import sys; print(sys.executable)' 2>/dev/null)
+endif
+PYVER  := $(if $(PYEXE),$(shell $(PYEXE) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null))
+VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.install-stamp
+UV     := $(BIN)/uv
+# Every extra of pyproject.toml (the lock holds them all).
+EXTRAS := dev,atari,safetygym,report
+LOCKS  := requirements/lock.txt requirements/tools.txt requirements/no-deps.txt
+STAMP  := $(VENV)/.install-stamp-$(PYVER)
+# make lock UPGRADE=1 moves every pin to the newest release pyproject.toml allows; plain make lock keeps the
+# current pins wherever they still satisfy it.
+COMPILE = $(abspath $(UV)) pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+          --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
 
-.PHONY: install quickstart test lint clean
+.PHONY: install lock quickstart smoke test lint clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ambs-verify needs Python >= 3.11")'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,atari,safetygym,report]"
+$(STAMP): pyproject.toml $(LOCKS) Makefile
+	@test -n "$(PYVER)" || { echo "cannot run $(PYTHON); pass an installed Python 3.11-3.13: make PYTHON=python3.12 …" >&2; exit 1; }
+	@$(PYEXE) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 11) <= v <= (3, 13) else "ambs-verify supports Python 3.11, 3.12 and 3.13, not %d.%d (make PYTHON=python3.11 …)" % v)'
+	rm -rf $(VENV)
+	$(PYEXE) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements/tools.txt
+	# Every package at its locked version and hash; the lock's setuptools builds the editable install.
+	$(UV) pip install --quiet --python $(BIN)/python -c requirements/lock.txt --build-constraints requirements/lock.txt \
+	  -e ".[$(EXTRAS)]" -r requirements/build.in
 	# safety-gymnasium 1.0.0 pins gymnasium 0.28 and mujoco 2.3.3; we run it on the modern stack without its pins.
-	$(BIN)/python -m pip install --quiet --no-deps "safety-gymnasium==1.0.0"
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps --require-hashes -r requirements/no-deps.txt
 	# Debian's OSMesa lets MuJoCo render on CPU-only machines where EGL is missing (MUJOCO_GL=osmesa).
 	@if ! ldconfig -p | grep -q libOSMesa; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -30,13 +53,33 @@ $(STAMP): pyproject.toml Makefile
 	fi
 	touch $(STAMP)
 
+# Regenerates the locks on purpose, for Python 3.11-3.13 on every platform (one universal file; a package whose
+# newest release differs by Python, such as jax, gets one pin per Python marker). Then: make test.
+lock:
+	@test -x $(UV) || { $(PYEXE) -m venv $(VENV) && $(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements/tools.txt; }
+	cd requirements && $(COMPILE) ../pyproject.toml build.in --all-extras -o lock.txt
+	cd requirements && $(COMPILE) tools.in -o tools.txt
+	cd requirements && $(COMPILE) --no-deps no-deps.in -o no-deps.txt
+
 # The main job: train AMBS (debug size) on the built-in grid into runs/quickstart (resumed if it exists), certify
 # its checkpoints (model level, real episodes, model-error audit), verify the newest certificate, write the report.
 quickstart: install
 	$(BIN)/ambs-verify train --configs quickstart
 	$(BIN)/ambs-verify certify runs/quickstart --checkpoints all --states 32 --samples 256 --episodes 16 --audit-states 8 --rollouts 64
+	$(BIN)/ambs-verify verify runs/quickstart
 	$(BIN)/ambs-verify report runs/quickstart
 	$(BIN)/ambs-verify bounds samples --eps 0.09 --delta 0.01 --theorem 2 --horizon 30
+
+# What CI runs on a second Python: the main job's shape in a few hundred steps, with a relative logdir, from a
+# brand-new temporary working directory (paths must not depend on where the command runs).
+smoke: install
+	set -e; av=$(abspath $(BIN))/ambs-verify; cd "$$(mktemp -d)"; trap 'rm -rf "$$PWD"' EXIT; \
+	$$av train --configs quickstart --run.steps 300 --run.save_every 300 --run.train_fill 100 --shield_samples 32 \
+	  --logdir runs/smoke --run.progress False; \
+	$$av certify runs/smoke --states 4 --samples 32 --episodes 2 --audit-states 2 --rollouts 8 --no-progress; \
+	$$av verify runs/smoke/certificates/300.json; \
+	$$av report runs/smoke > /dev/null; test -s runs/smoke/report.html; \
+	echo "smoke passed on Python $(PYVER)"
 
 test: install
 	$(BIN)/python -m pytest -q
@@ -46,4 +89,4 @@ lint: install
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-second .pytest_cache .ruff_cache .hypothesis

@@ -229,6 +229,7 @@ def envs_check(
     """Run a policy on a task and report steps, episodes, return, cost, label counts and steps/s."""
     from rich.progress import Progress
 
+    from .config import absolute_task
     from .envs.check import POLICIES, check_env_run
     from .envs.registry import make_env
 
@@ -237,7 +238,7 @@ def envs_check(
     options = _parse_options(set_ or [])
     if labels:
         options["labels"] = labels
-    env = make_env(task, **options)
+    env = make_env(absolute_task(task), **options)
     try:
         with Progress(console=Console(stderr=True), transient=True, disable=as_json) as bar:
             job = bar.add_task(f"checking {task}", total=steps)
@@ -261,8 +262,9 @@ def report_command(
 ) -> None:
     """Write report.html (one self-contained page with plots) and report.md into the run directory."""
     from .reports.render import render_report
+    from .runs import absolute_path
 
-    html, markdown = render_report(run)
+    html, markdown = render_report(absolute_path(run))
     print(html)
     print(markdown)
 
@@ -291,7 +293,7 @@ def certify_command(
     from .reports.certify import CertifyOptions, certify_checkpoint, parse_spec, select_checkpoints
     from .runs import RunDir
 
-    rundir = RunDir(run)
+    rundir = RunDir(run)  # made absolute: certificates record where their run is
     if not rundir.config_path.is_file():
         raise UserError(f"{run} is not a run directory (no config.yaml); accepted: the --logdir of a training run")
     options = CertifyOptions(
@@ -310,7 +312,7 @@ def certify_command(
         for step in steps:
             job = bar.add_task(f"certifying checkpoint {step}: evaluation episodes", total=episodes)
             doc = certify_checkpoint(
-                run, step, options, progress=lambda done, total, job=job: bar.update(job, completed=done)
+                rundir.path, step, options, progress=lambda done, total, job=job: bar.update(job, completed=done)
             )
             path = write_certificate(rundir.certificate_path(step), doc)
             bar.remove_task(job)
@@ -324,13 +326,26 @@ def certify_command(
 
 @app.command("verify")
 def verify_command(
-    cert: Annotated[str, typer.Argument(help="A certificate, e.g. runs/quickstart/certificates/4000.json.")],
+    cert: Annotated[
+        str,
+        typer.Argument(
+            help="A certificate, e.g. runs/quickstart/certificates/4000.json, or a run directory (its newest one)."
+        ),
+    ],
     run: Annotated[str | None, typer.Option(help="The run directory, if it moved since certification.")] = None,
 ) -> None:
     """Recompute a certificate from its checkpoint and seeds: exit 0 when it matches, 1 when not, 2 on bad input."""
     from .reports.verify import verify_certificate
+    from .runs import RunDir, absolute_path
 
-    result = verify_certificate(cert, run)
+    path = absolute_path(cert)
+    if path.is_dir():
+        rundir = RunDir(path)
+        steps = rundir.certificate_steps()
+        if not steps:
+            raise UserError(f"{cert} holds no certificates/<step>.json; accepted: a certificate or a run directory")
+        path = rundir.certificate_path(steps[-1])
+    result = verify_certificate(path, absolute_path(run) if run is not None else None)
     if result.ok:
         console.print(f"ok: {result.reason}")
         return

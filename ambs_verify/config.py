@@ -38,10 +38,13 @@ from typing import Any
 
 import yaml
 
+from .runs import absolute_path
+
 __all__ = [
     "CONFIGS_PATH",
     "Config",
     "ConfigError",
+    "absolute_task",
     "agent_config",
     "block_names",
     "env_family",
@@ -419,9 +422,16 @@ def _set_key(data: dict, defaults: Mapping[str, Any], key: str, value: Any, sour
     node[leaf] = coerced
 
 
+ENGINE_PREFIX = "engine:"
+
+
 def _finish(data: dict) -> Config:
     if not data.get("logdir"):
         data["logdir"] = "runs/" + re.sub(r"[^A-Za-z0-9_.-]+", "_", str(data["task"])).strip("_")
+    # Paths are made absolute here, once, and stored so: the run can be resumed, certified and reported from
+    # any directory (and orbax refuses relative paths).
+    data["logdir"] = str(absolute_path(data["logdir"]))
+    data["task"] = absolute_task(str(data["task"]))
     flat = _flatten_mapping(data)
     for key, choices in CHOICES.items():
         if flat.get(key) not in choices:
@@ -524,6 +534,13 @@ def parse_train_args(argv: Sequence[str], *, path: str | Path | None = None) -> 
 
 class _BareFlag:
     """Marker for a flag given without a value."""
+
+
+def absolute_task(task: str) -> str:
+    """``engine:PATH.yaml`` with PATH made absolute; every other task name unchanged."""
+    if task.startswith(ENGINE_PREFIX) and task != ENGINE_PREFIX:
+        return ENGINE_PREFIX + str(absolute_path(task[len(ENGINE_PREFIX) :]))
+    return task
 
 
 def env_family(task: str) -> str:

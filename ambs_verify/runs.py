@@ -32,7 +32,15 @@ from typing import Any
 
 import yaml
 
-__all__ = ["RESUMABLE_KEYS", "RunDir", "RunMismatchError", "config_differences", "holds_run", "write_text_atomic"]
+__all__ = [
+    "RESUMABLE_KEYS",
+    "RunDir",
+    "RunMismatchError",
+    "absolute_path",
+    "config_differences",
+    "holds_run",
+    "write_text_atomic",
+]
 
 # Keys that may differ between a run and its resumption (fnmatch patterns over dotted keys).
 RESUMABLE_KEYS = (
@@ -79,6 +87,12 @@ def config_differences(old: Mapping[str, Any], new: Mapping[str, Any], ignore=RE
     return out
 
 
+def absolute_path(path: str | os.PathLike) -> Path:
+    """``path`` made absolute against the current directory once, where a user hands it over (``~`` expanded,
+    symlinks kept): later code may change directory, and orbax refuses relative paths."""
+    return Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
+
+
 def holds_run(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a run directory (it has a ``config.yaml``)."""
     return (Path(path) / "config.yaml").is_file()
@@ -113,11 +127,11 @@ class RunDir:
     Parameters
     ----------
     path : str or PathLike
-        The logdir; it need not exist yet.
+        The logdir; it need not exist yet. A relative path is made absolute against the current directory.
     """
 
     def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
+        self.path = absolute_path(path)
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"

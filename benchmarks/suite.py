@@ -30,6 +30,8 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from ambs_verify.runs import absolute_path
+
 from .common import RESULTS_DIR, fmt_seconds, machine, row
 
 
@@ -210,7 +212,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="cheap settings; skip the benchmarks that train agents")
     p.add_argument("--only", nargs="+", action="extend", metavar="NAME", help="run only these benchmarks")
     p.add_argument("--list", action="store_true", help="list the registered benchmarks and exit")
-    p.add_argument("--out", type=Path, default=RESULTS_DIR, help=f"results folder (default {RESULTS_DIR})")
+    p.add_argument("--out", type=absolute_path, default=RESULTS_DIR, help=f"results folder (default {RESULTS_DIR})")
     return parser
 
 

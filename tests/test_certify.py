@@ -9,12 +9,13 @@ import shutil
 import sys
 
 import pytest
+import yaml
 from test_cli import run  # the same in-process CLI runner
 from test_train_cli import FAST
 
 from ambs_verify.reports.certificate import read_certificate, validate_certificate
 from ambs_verify.reports.certify import CertifyOptions, parse_spec
-from ambs_verify.reports.verify import IGNORED, first_difference, verify_certificate
+from ambs_verify.reports.verify import IGNORED, first_difference
 
 SMALL = ["--states", "6", "--samples", "32", "--episodes", "3", "--audit-states", "3", "--rollouts", "12"]
 SMALL += ["--spec", "H=8,p<=0.5", "--seed", "3", "--no-progress"]
@@ -22,17 +23,21 @@ SMALL += ["--spec", "H=8,p<=0.5", "--seed", "3", "--no-progress"]
 
 @pytest.fixture(scope="module")
 def certified(tmp_path_factory):
-    """A 120-step debug AMBS run (checkpoints 60 and 120), both checkpoints certified through the CLI."""
+    """A 120-step debug AMBS run (checkpoints 60 and 120), both checkpoints certified through the CLI.
+
+    As in the quickstart, the commands run in a working directory and name the run by a relative path
+    (``runs/q``); the fixture returns its absolute path.
+    """
     mp = pytest.MonkeyPatch()
     root = tmp_path_factory.mktemp("certify")
-    logdir = root / "run"
+    mp.chdir(root)
     args = ["train", "--configs", "quickstart", *FAST, "--run.steps", "120", "--run.save_every", "60"]
-    code, _, err = _run([*args, "--logdir", str(logdir)], mp)
+    code, _, err = _run([*args, "--logdir", "runs/q"], mp)
     assert code == 0, err
-    code, out, err = _run(["certify", str(logdir), "--checkpoints", "all", *SMALL], mp)
+    code, out, err = _run(["certify", "runs/q", "--checkpoints", "all", *SMALL], mp)
     assert code == 0, err
     mp.undo()
-    return logdir, out
+    return root / "runs" / "q", out
 
 
 def _run(argv, mp):
@@ -95,11 +100,22 @@ def test_certificates_are_written_and_schema_valid(certified):
         assert doc["verdict"]["status"] in ("pass", "fail", "inconclusive")
 
 
-def test_recertification_is_deterministic_and_verifies(certified):
+def test_relative_paths_are_stored_absolute_and_verify_and_report_from_anywhere(certified, monkeypatch, capsys):
+    """train → certify (the fixture) → verify → report with relative paths only; the run records absolute paths,
+    so a relative path given from another directory still finds everything."""
     logdir, _ = certified
-    # verify re-certifies with the recorded options and seed and compares every field but the timestamp.
-    result = verify_certificate(logdir / "certificates" / "120.json")
-    assert result.ok, result.reason
+    root = logdir.parent.parent
+    assert yaml.safe_load((logdir / "config.yaml").read_text())["logdir"] == str(logdir)
+    assert read_certificate(logdir / "certificates" / "120.json")["provenance"]["run"] == str(logdir)
+    # verify re-certifies with the recorded options and seed and compares every field but the timestamp; given a
+    # run directory, it checks the newest certificate.
+    monkeypatch.chdir(root / "runs")
+    code, out, err = run(["verify", "q"], monkeypatch, capsys)
+    assert code == 0 and "certificate of checkpoint 120 matches" in out, err
+    monkeypatch.chdir(root)
+    code, _, err = run(["report", "runs/q"], monkeypatch, capsys)
+    assert code == 0, err
+    assert "Latest certificate: step 120" in (logdir / "report.html").read_text()
 
 
 def test_every_numeric_field_edit_is_detected(certified):
@@ -141,6 +157,8 @@ def test_verify_cli_exit_codes(certified, tmp_path, monkeypatch, capsys):
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
     code, _, err = run(["verify", str(cert), "--run", str(tmp_path)], monkeypatch, capsys)
     assert code == 2 and "not a run directory" in err
+    code, _, err = run(["verify", str(tmp_path)], monkeypatch, capsys)
+    assert code == 2 and "holds no certificates" in err and err.count("\n") == 1
 
 
 def test_truncated_checkpoint_is_a_clear_error(certified, tmp_path, monkeypatch, capsys):

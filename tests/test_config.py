@@ -18,7 +18,8 @@ from ambs_verify.config import (
 )
 
 
-def test_familiar_command_shape():
+def test_familiar_command_shape(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     argv = (
         "--configs atari xlarge --task atari_seaquest --env.atari.labels death early-surface out-of-oxygen "
         "--run.steps 1e7 --logdir runs/seaquest"
@@ -26,7 +27,8 @@ def test_familiar_command_shape():
     cfg = parse_train_args(argv)
     assert cfg.run.steps == 10_000_000 and isinstance(cfg.run.steps, int)
     assert cfg.env.atari.labels == ("death", "early-surface", "out-of-oxygen")
-    assert cfg.task == "atari_seaquest" and cfg.logdir == "runs/seaquest"
+    # Paths are made absolute once, here, against the directory the command runs in.
+    assert cfg.task == "atari_seaquest" and cfg.logdir == str(tmp_path / "runs" / "seaquest")
     assert cfg.envs.amount == 8 and cfg.run.train_ratio == 64  # from the atari block
     assert cfg.rssm.deter == 4096 and cfg.heads.units == 1024
     assert env_options(cfg)["labels"] == ["death", "early-surface", "out-of-oxygen"]
@@ -55,13 +57,31 @@ def test_size_presets_follow_spec_table(size, deter, cnn, units, layers):
     assert cfg.encoder.mlp_units == 1024  # the reference's size regexes do not touch the vector MLPs
 
 
-def test_debug_and_quickstart_blocks():
+def test_debug_and_quickstart_blocks(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     debug = resolve(["debug"])
     assert (debug.replay.batch_size, debug.replay.batch_length, debug.shield_samples) == (8, 12, 64)
     assert (debug.rssm.deter, debug.rssm.stoch, debug.rssm.classes) == (32, 4, 4)
     quick = resolve(["quickstart"])
     assert quick.task == "grid" and quick.rssm.deter == 32 and quick.run.steps <= 10_000
-    assert quick.logdir == "runs/quickstart"
+    assert quick.logdir == str(tmp_path / "runs" / "quickstart")
+
+
+def test_paths_are_absolute_and_survive_the_yaml_round_trip(tmp_path, monkeypatch):
+    """logdir (given, defaulted or with ~) and an engine task's file are stored absolute; reloading the stored
+    config elsewhere keeps them."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert resolve(overrides={"logdir": "~/runs/x"}).logdir == str(tmp_path / "home" / "runs" / "x")
+    assert resolve(overrides={"task": "grid_large"}).logdir == str(tmp_path / "runs" / "grid_large")
+    cfg = resolve(overrides={"task": "engine:layouts/point.yaml", "logdir": "../out/./r"})
+    assert cfg.task == f"engine:{tmp_path / 'layouts' / 'point.yaml'}"
+    assert cfg.logdir == str(tmp_path.parent / "out" / "r")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    again = Config.from_yaml(cfg.to_yaml())
+    assert (again.task, again.logdir) == (cfg.task, cfg.logdir)
 
 
 def test_every_block_resolves_alone():

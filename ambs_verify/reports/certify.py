@@ -554,7 +554,7 @@ def certify_checkpoint(run_path: str | Path, step: int, options: CertifyOptions,
         "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "provenance": {
             "package_version": __version__,
-            "run": str(run_path),
+            "run": str(run.path),
             "task": config.task,
             "agent": config.agent,
             "checkpoint_step": int(step),

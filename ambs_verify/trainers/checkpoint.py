@@ -32,6 +32,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from ..runs import absolute_path
+
 __all__ = ["Checkpoint", "CheckpointError", "Checkpointer", "load", "manifest_digest", "save", "verify"]
 
 FORMAT = "ambs-verify-checkpoint/1"
@@ -141,7 +143,7 @@ def save(
     Path
         The final checkpoint directory.
     """
-    directory = Path(directory)
+    directory = absolute_path(directory)  # orbax >= 0.12.8 refuses relative paths
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / str(int(step))
     tmp = directory / f".tmp-{int(step)}-{uuid.uuid4().hex[:8]}"
@@ -225,7 +227,7 @@ def load(path: str | os.PathLike, target: Any = None, check: bool = True) -> Che
     check : bool
         :func:`verify` the manifest first.
     """
-    path = Path(path)
+    path = absolute_path(path)
     if check:
         verify(path)
     elif not (path / MANIFEST).is_file():
