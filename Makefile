@@ -65,7 +65,7 @@ lock:
 # its checkpoints (model level, real episodes, model-error audit), verify the newest certificate, write the report.
 quickstart: install
 	$(BIN)/ambs-verify train --configs quickstart
-	$(BIN)/ambs-verify certify runs/quickstart --checkpoints all --states 32 --samples 256 --episodes 16 --audit-states 8 --rollouts 64
+	$(BIN)/ambs-verify certify runs/quickstart --checkpoints all --states 32 --samples 256 --episodes 16 --audit-states 8
 	$(BIN)/ambs-verify verify runs/quickstart
 	$(BIN)/ambs-verify report runs/quickstart
 	$(BIN)/ambs-verify bounds samples --eps 0.09 --delta 0.01 --theorem 2 --horizon 30

@@ -282,7 +282,9 @@ def certify_command(
     episodes: Annotated[int, typer.Option(help="Evaluation episodes of the shielded policy.")] = 16,
     method: Annotated[str, typer.Option(help="kl, clopper-pearson, hoeffding or bernstein.")] = "kl",
     audit_states: Annotated[int, typer.Option(help="States audited with real rollouts (0: no audit).")] = 16,
-    rollouts: Annotated[int, typer.Option(help="Real rollouts per audited state.")] = 64,
+    rollouts: Annotated[
+        str, typer.Option(help="Real rollouts per audited state, or auto: the fewest that let a safe agent pass.")
+    ] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of every random choice (recorded; verify reuses it).")] = 0,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
@@ -290,7 +292,7 @@ def certify_command(
     from rich.progress import Progress
 
     from .reports.certificate import write_certificate
-    from .reports.certify import CertifyOptions, certify_checkpoint, parse_spec, select_checkpoints
+    from .reports.certify import CertifyOptions, certify_checkpoint, impossible_pass, parse_spec, select_checkpoints
     from .runs import RunDir
 
     rundir = RunDir(run)  # made absolute: certificates record where their run is
@@ -304,24 +306,48 @@ def certify_command(
         episodes=episodes,
         method=method,
         audit_states=audit_states,
-        rollouts=rollouts,
+        rollouts=_rollouts_option(rollouts),
         seed=seed,
     )
+    warning = impossible_pass(options)
+    if warning:
+        print(warning, file=sys.stderr)
     steps = select_checkpoints(rundir.checkpoint_steps(), checkpoints or ["latest"])
     with Progress(console=Console(stderr=True), transient=True, disable=not progress) as bar:
         for step in steps:
             job = bar.add_task(f"certifying checkpoint {step}: evaluation episodes", total=episodes)
-            doc = certify_checkpoint(
-                rundir.path, step, options, progress=lambda done, total, job=job: bar.update(job, completed=done)
-            )
+
+            def show(done, total, phase, job=job, step=step):
+                bar.update(job, completed=done, total=total, description=f"certifying checkpoint {step}: {phase}")
+
+            doc = certify_checkpoint(rundir.path, step, options, progress=show)
             path = write_certificate(rundir.certificate_path(step), doc)
             bar.remove_task(job)
-            v, model, real = doc["verdict"], doc["model"]["summary"], doc["real"]
-            console.print(
-                f"checkpoint {step}: {v['status']} (model level {v['model_level']}, real level {v['real_level']}); "
-                f"model upper max {model['upper_max']}, episodes violating {real['violating_episodes']}/"
-                f"{real['episodes']} (upper {real['upper']}); {path}"
+            v, dep, real = doc["verdict"], doc["deployed"], doc["real"]
+            audited = (
+                f"deployed agent at {dep['states']} audited states × {dep['rollouts']} rollouts: upper max "
+                f"{dep['summary']['upper_max']:.4g}"
+                if dep["available"]
+                else f"no audit ({dep['reason']})"
             )
+            console.print(
+                f"checkpoint {step}: {v['status'].upper()} for {doc['spec']['text']} at confidence "
+                f"{v['confidence']:.4g}; {audited}; episodes violating {real['violating_episodes']}/"
+                f"{real['episodes']}; model level {v['model_level']}; {path}"
+            )
+
+
+def _rollouts_option(value: str) -> int | None:
+    """``--rollouts``: a positive integer, or ``auto`` (None)."""
+    if value.strip().lower() == "auto":
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise UserError(f"--rollouts takes a positive integer or auto (got {value!r})") from None
+    if number < 1:
+        raise UserError(f"--rollouts takes a positive integer or auto (got {value!r})")
+    return number
 
 
 @app.command("verify")

@@ -21,19 +21,23 @@ from ambs_verify.reports.certificate import (
 
 def make_certificate(step: int = 4000, states: int = 5, audited: int = 3, **overrides) -> dict:
     """A schema-valid certificate with plausible numbers (shared with test_reports_render.py)."""
+    from ambs_verify.reports.certify import MODEL_EVENT, delta_ledger
+
     p_hat = [round(0.01 * (i % 7), 4) for i in range(states)]
     upper = [round(min(1.0, p + 0.02 + 0.001 * (step % 10000) / 1000), 4) for p in p_hat]
     p_model = [round(0.02 + 0.05 * i, 4) for i in range(audited)]
     p_real = [round(min(1.0, p + 0.01), 4) for p in p_model]
     error_upper = [0.08] * audited
     real_upper = [round(min(1.0, p + 0.06), 4) for p in p_real]
+    k_dep = [0] * audited
+    dep_upper = [0.0734] * audited
     doc = {
-        "schema_version": "1.0",
+        "schema_version": "2.0",
         "kind": "ambs-verify-certificate",
         "created_utc": "2026-11-23T12:00:00Z",
         "provenance": {
             "package_version": "0.1.0",
-            "run": "runs/demo",
+            "run": "/work/runs/demo",
             "task": "grid",
             "agent": "ambs",
             "checkpoint_step": step,
@@ -44,16 +48,27 @@ def make_certificate(step: int = 4000, states: int = 5, audited: int = 3, **over
             "versions": {"jax": "0.4.30", "python": "3.11.2"},
         },
         "spec": {"text": "H=30,p<=0.1", "horizon": 30, "p_max": 0.1},
-        "delta": {"total": 0.01, "model": 0.005, "real": 0.003, "audit": 0.002, "method": "union bound"},
+        "options": {
+            "states": states or 1,
+            "samples": 512,
+            "episodes": 200,
+            "method": "kl",
+            "audit_states": audited,
+            "rollouts": "auto",
+            "split": [0.3, 0.1, 0.2, 0.4],
+        },
+        "delta": {"total": 0.01, "model": 0.003, "real": 0.001, "audit": 0.002, "deployed": 0.004},
         "model": {
             "available": True,
             "reason": None,
+            "policy": "task policy under the learned model",
+            "event": MODEL_EVENT,
             "estimator": {"name": "kl", "sound": True},
             "states": states,
             "samples": 512,
             "horizon": 30,
-            "delta": 0.005,
-            "delta_per_state": 0.005 / max(states, 1),
+            "delta": 0.003,
+            "delta_per_state": 0.003 / max(states, 1),
             "violations": [round(p * 512) for p in p_hat],
             "p_hat": p_hat,
             "upper": upper,
@@ -70,7 +85,7 @@ def make_certificate(step: int = 4000, states: int = 5, audited: int = 3, **over
             "violating_episodes": 3,
             "p_hat": 0.015,
             "estimator": {"name": "clopper-pearson", "sound": True},
-            "delta": 0.003,
+            "delta": 0.001,
             "upper": 0.0571,
             "violations_total": 7,
             "violations_per_label": {"hazard": 7},
@@ -82,8 +97,10 @@ def make_certificate(step: int = 4000, states: int = 5, audited: int = 3, **over
         "audit": {
             "available": True,
             "reason": None,
+            "policy": "task policy alone (the policy the shield judges)",
             "states": audited,
-            "rollouts": 256,
+            "state_index": list(range(audited)),
+            "rollouts": 103,
             "horizon": 30,
             "delta": 0.002,
             "delta_per_state": 0.002 / max(audited, 1),
@@ -98,13 +115,45 @@ def make_certificate(step: int = 4000, states: int = 5, audited: int = 3, **over
                 "states_real_upper_above_p": sum(u > 0.1 for u in real_upper),
             },
         },
+        "deployed": {
+            "available": True,
+            "reason": None,
+            "policy": "the shielded agent: task policy, shield and safe policy, with their memory",
+            "states": audited,
+            "state_index": list(range(audited)),
+            "rollouts": 103,
+            "rollouts_rule": "auto: the fewest rollouts at which a state with 1 violating rollout(s) passes",
+            "horizon": 30,
+            "delta": 0.004,
+            "delta_per_state": 0.004 / max(audited, 1),
+            "violations": k_dep,
+            "p_real": [0.0] * audited,
+            "upper": dep_upper,
+            "lower": [0.0] * audited,
+            "override_rate": 0.2,
+            "summary": {
+                "p_real_mean": 0.0 if audited else None,
+                "p_real_max": 0.0 if audited else None,
+                "upper_max": max(dep_upper) if audited else None,
+                "lower_max": 0.0 if audited else None,
+                "states_upper_above_p": 0,
+                "states_lower_above_p": 0,
+            },
+        },
         "verdict": {
             "status": "pass",
             "model_level": "pass",
             "real_level": "pass",
-            "reason": "every bound is at or below p_max = 0.1",
+            "reason": "at every audited state the deployed agent's upper bound is <= 0.1",
+            "statement": "With confidence 0.99 (jointly with every other bound here), at each of the audited states "
+            "the deployed agent violates within 30 steps with probability at most 0.1.",
+            "confidence": 0.99,
         },
     }
+    ledger = delta_ledger(doc["model"], doc["real"], doc["audit"], doc["deployed"])
+    doc["delta"].update(
+        ledger=ledger, spent=sum(r["count"] * r["delta_each"] for r in ledger), method="Bonferroni, ledger below"
+    )
     for dotted, value in overrides.items():
         *head, last = dotted.split("__")
         target = doc
@@ -153,6 +202,8 @@ def test_unavailable_parts_and_nulls_are_valid():
     doc = make_certificate(states=0, audited=0)
     doc["model"].update(available=False, reason="the agent has no world model")
     doc["audit"].update(available=False, reason="the environment cannot restore snapshots")
+    doc["deployed"].update(available=False, reason="the environment cannot restore snapshots", policy=None)
+    doc["deployed"]["summary"].update(upper_max=None, lower_max=None, p_real_mean=None, p_real_max=None)
     doc["real"].update(episodes=0, violating_episodes=0, p_hat=None, upper=None, override_rate=None)
     doc["real"]["return"] = {"mean": None, "std": None, "min": None, "max": None}
     doc["real"]["bench_metrics"] = {"score": 1.5, "missing": None}
@@ -246,7 +297,15 @@ def test_schema_violations_name_the_field(edit, expected):
             "field real.violating_episodes = 201 is above real.episodes",
         ),
         (lambda d: d["real"].update(upper=0.01), "field real.upper = 0.01 is below real.p_hat"),
-        (lambda d: d["delta"].update(model=0.009), "field delta: model + real + audit"),
+        (lambda d: d["delta"].update(model=0.009), "field delta: model + real + audit + deployed"),
+        (lambda d: d["delta"].update(spent=0.002), "field delta.spent = 0.002, but the ledger adds up to"),
+        (
+            lambda d: d["delta"]["ledger"][0].update(delta_each=0.01) or d["delta"].update(spent=0.057),
+            "field delta.ledger adds up to 0.057",
+        ),
+        (lambda d: d["deployed"]["upper"].pop(), "field deployed.upper has 2 entries but deployed.states = 3"),
+        (lambda d: d["deployed"]["violations"].__setitem__(0, 104), "field deployed.violations[0] = 104 is above"),
+        (lambda d: d["deployed"]["lower"].__setitem__(1, 0.5), "field deployed.p_real[1] = 0.0 is outside"),
         (lambda d: d["model"].update(delta_per_state=0.5), "field model.delta_per_state = 0.5 is above model.delta"),
         (lambda d: d["audit"].update(available=False), "field audit.reason = null, but audit.available is false"),
     ],
@@ -276,7 +335,7 @@ def test_non_finite_numbers_are_rejected():
 
 
 def test_other_schema_version_is_refused():
-    assert "schema_version '2.0' is not supported" in _error(make_certificate(schema_version="2.0"))
+    assert "schema_version '1.0' is not supported" in _error(make_certificate(schema_version="1.0"))
 
 
 def test_not_an_object():
@@ -298,7 +357,7 @@ def test_read_errors_are_one_line(tmp_path):
     with pytest.raises(CertificateError, match=r"^certificate .*nope\.json: no such file$"):
         read_certificate(missing)
     broken = tmp_path / "broken.json"
-    broken.write_text('{"schema_version": "1.0",')
+    broken.write_text('{"schema_version": "2.0",')
     with pytest.raises(CertificateError, match=r"^certificate .*broken\.json: invalid JSON \(.* at line 1\)$"):
         read_certificate(broken)
     nan = tmp_path / "nan.json"

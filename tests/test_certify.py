@@ -8,13 +8,22 @@ import json
 import shutil
 import sys
 
+import numpy as np
 import pytest
 import yaml
 from test_cli import run  # the same in-process CLI runner
 from test_train_cli import FAST
 
+from ambs_verify.estimators import intervals
 from ambs_verify.reports.certificate import read_certificate, validate_certificate
-from ambs_verify.reports.certify import CertifyOptions, parse_spec
+from ambs_verify.reports.certify import (
+    CertifyOptions,
+    audit_sample,
+    auto_rollouts,
+    impossible_pass,
+    parse_spec,
+    reservoir_slot,
+)
 from ambs_verify.reports.verify import IGNORED, first_difference
 
 SMALL = ["--states", "6", "--samples", "32", "--episodes", "3", "--audit-states", "3", "--rollouts", "12"]
@@ -93,11 +102,37 @@ def test_certificates_are_written_and_schema_valid(certified):
         assert all(u >= p for u, p in zip(model["upper"], model["p_hat"], strict=True))
         assert real["episodes"] == 3 and set(real["violations_per_label"]) == {"hazard"}
         assert audit["available"] and audit["states"] == 3 and audit["rollouts"] == 12
-        # The delta budget is spent exactly once: the three shares add up to the total.
-        d = doc["delta"]
-        assert d["model"] + d["real"] + d["audit"] == pytest.approx(d["total"])
-        assert model["delta_per_state"] == pytest.approx(d["model"] / 6)
+        deployed = doc["deployed"]
+        assert deployed["available"] and deployed["states"] == 3 and deployed["rollouts"] == 12
+        assert deployed["state_index"] == audit["state_index"] and "shielded agent" in deployed["policy"]
+        bounds = zip(deployed["lower"], deployed["p_real"], deployed["upper"], strict=True)
+        assert all(lo <= p <= up for lo, p, up in bounds)
         assert doc["verdict"]["status"] in ("pass", "fail", "inconclusive")
+        assert doc["options"]["rollouts"] == 12 and doc["model"]["event"].startswith("a latent trace")
+
+
+def test_delta_ledger_names_every_bound_and_adds_up(certified):
+    """Every bound the certificate states -- the verdict's lower bounds included -- is in the ledger, with the δ it
+    was computed at, and the ledger sums to the stated total."""
+    logdir, _ = certified
+    doc = read_certificate(logdir / "certificates" / "120.json")
+    d = doc["delta"]
+    rows = {row["bound"]: row for row in d["ledger"]}
+    for dotted in ("model.upper", "audit.real_upper", "audit.error_upper", "deployed.upper", "deployed.lower"):
+        section, field = dotted.split(".")
+        assert rows[dotted]["count"] == len(doc[section][field]) > 0, dotted
+    assert rows["real.upper"]["count"] == 1 and rows["real.upper"]["delta_each"] == d["real"]
+    # Recomputed from the document: each section spends its share exactly, and the sections the total.
+    spent = {s: sum(r["count"] * r["delta_each"] for b, r in rows.items() if b.startswith(s + ".")) for s in d}
+    for section in ("model", "real", "audit", "deployed"):
+        assert spent[section] == pytest.approx(d[section], rel=1e-12), section
+    assert sum(r["count"] * r["delta_each"] for r in d["ledger"]) == pytest.approx(d["total"], rel=1e-12)
+    assert d["spent"] == pytest.approx(d["total"], rel=1e-12)
+    assert doc["verdict"]["confidence"] == pytest.approx(1 - d["total"])
+    # The verdict's lower bounds are the deployed section's, at the ledger's δ.
+    k, n = doc["deployed"]["violations"], doc["deployed"]["rollouts"]
+    lower = intervals.lower_bound(np.asarray(k), n, rows["deployed.lower"]["delta_each"], "clopper-pearson")
+    np.testing.assert_allclose(doc["deployed"]["lower"], np.atleast_1d(lower), rtol=1e-12)
 
 
 def test_relative_paths_are_stored_absolute_and_verify_and_report_from_anywhere(certified, monkeypatch, capsys):
@@ -198,3 +233,88 @@ def test_spec_parsing():
 def test_certificate_validates_after_reading(certified):
     logdir, _ = certified
     validate_certificate(json.loads((logdir / "certificates" / "120.json").read_text()))
+
+
+def test_auto_rollouts_make_a_pass_reachable():
+    """The issue's example: at δ 1.25e-4 per audited state, 64 rollouts cannot pass p <= 0.1 even at k = 0
+    (0.1310); auto sizes the audit so that a state with one violating rollout passes."""
+    d = 0.01 * 0.4 / 16 / 2
+    assert CertifyOptions().deployed_delta_upper(16) == pytest.approx(d)
+    assert intervals.upper_bound(0, 64, d, "clopper-pearson") == pytest.approx(0.1310, abs=5e-5)
+    assert auto_rollouts(0.1, d, allowed=0) == 86
+    n = auto_rollouts(0.1, d)
+    assert (
+        intervals.upper_bound(1, n, d, "clopper-pearson") <= 0.1 < intervals.upper_bound(1, n - 1, d, "clopper-pearson")
+    )
+    warning = impossible_pass(CertifyOptions(rollouts=64))
+    assert warning.startswith("warning: a pass is impossible with --rollouts 64") and "\n" not in warning
+    assert "0.1310 > p_max 0.1" in warning and "at least 86 rollouts" in warning and f"chooses {n}" in warning
+    assert impossible_pass(CertifyOptions(rollouts=86)) is None and impossible_pass(CertifyOptions()) is None
+
+
+def test_audit_sample_is_uniform_over_subsets():
+    """Each of the C(5, 2) = 10 audited pairs appears about equally often over 2,000 seeds (fixed seeds; the
+    counts are Binomial(2000, 0.1): mean 200, sd 13.4, so 150..250 is a 3.7 sd margin)."""
+    counts: dict[tuple, int] = {}
+    for seed in range(2000):
+        pick = tuple(audit_sample(5, 2, seed))
+        counts[pick] = counts.get(pick, 0) + 1
+    assert len(counts) == 10 and all(150 <= c <= 250 for c in counts.values()), counts
+    assert audit_sample(3, 16, 0) == [0, 1, 2]
+
+
+def test_audited_states_are_as_often_episode_starts_as_visited_states():
+    """As in certify: 16 envs in lockstep (the first 16 visited states are all episode starts), a reservoir of 64
+    and 16 audited states. Pooled over 300 seeds, the audited states' start share matches the visited states'
+    (sd of the pooled share 0.0047; margin 0.02). Auditing the reservoir's first slots would not: they hold the
+    first 16 visited states, all starts, far more often."""
+    rng_lengths = np.random.default_rng(0)
+    stream = []  # is-start flags in visiting order
+    lengths = rng_lengths.integers(5, 40, size=16)
+    for t in range(int(lengths.max())):
+        stream += [t == 0 for env in range(16) if t < lengths[env]]
+    visited_share = np.mean(stream)
+    audited, first_slots = [], []
+    for seed in range(300):
+        rng = np.random.default_rng([seed, 2])
+        reservoir: list[bool] = []
+        for seen, is_start in enumerate(stream, start=1):
+            slot = reservoir_slot(seen, 64, rng)
+            if slot == len(reservoir):
+                reservoir.append(is_start)
+            elif slot < 64:
+                reservoir[slot] = is_start
+        audited += [reservoir[i] for i in audit_sample(len(reservoir), 16, seed)]
+        first_slots += reservoir[:16]
+    assert abs(np.mean(audited) - visited_share) < 0.02, (np.mean(audited), visited_share)
+    assert np.mean(first_slots) > visited_share + 0.05  # the old choice, for contrast
+
+
+def test_a_safe_agent_passes_with_the_default_spec_and_auto_rollouts(certified, tmp_path, monkeypatch, capsys):
+    """A grid without hazards makes every agent safe: certify with the default spec (H=30, p<=0.1), δ 0.01 and
+    --rollouts auto must then say pass (fewer states than the defaults, to stay fast; same programs as the
+    fixture's run, so XLA's cache serves them)."""
+    logdir = tmp_path / "safe"
+    args = ["train", "--configs", "quickstart", *FAST, "--run.steps", "60", "--run.save_every", "60"]
+    code, _, err = run([*args, "--env.grid.hazards", "[]", "--logdir", str(logdir)], monkeypatch, capsys)
+    assert code == 0, err
+    small = ["--states", "4", "--samples", "32", "--episodes", "2", "--audit-states", "3", "--no-progress"]
+    code, out, err = run(["certify", str(logdir), *small], monkeypatch, capsys)
+    assert code == 0 and not err, err
+    doc = read_certificate(logdir / "certificates" / "60.json")
+    deployed = doc["deployed"]
+    d = CertifyOptions(audit_states=3).deployed_delta_upper(3)
+    assert deployed["rollouts"] == auto_rollouts(0.1, d) and deployed["rollouts_rule"].startswith("auto")
+    assert deployed["violations"] == [0, 0, 0] and max(deployed["upper"]) <= 0.1
+    assert doc["verdict"]["status"] == "pass" and "PASS for H=30,p<=0.1 at confidence 0.99" in out
+    assert "at most 0.1" in doc["verdict"]["statement"]
+
+
+def test_impossible_rollouts_warn_in_one_line_before_running(certified, monkeypatch, capsys):
+    logdir, _ = certified
+    code, _, err = run(["certify", str(logdir), "--rollouts", "20", "--checkpoints", "7"], monkeypatch, capsys)
+    lines = err.splitlines()
+    assert code == 2 and len(lines) == 2 and lines[1].startswith("error: checkpoint '7' does not exist")
+    assert lines[0].startswith("warning: a pass is impossible with --rollouts 20: even with 0 violations")
+    code, _, err = run(["certify", str(logdir), "--rollouts", "many"], monkeypatch, capsys)
+    assert code == 2 and err == "error: --rollouts takes a positive integer or auto (got 'many')\n"

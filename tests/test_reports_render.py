@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_certificate_schema import make_certificate
 
@@ -28,7 +29,22 @@ pytest.importorskip("matplotlib")
 pytest.importorskip("jinja2")
 
 LABELS = ("hazard", "wall")
-H2 = ["Run", "Verdicts across checkpoints", "What is certified", "Plots", "Training (descriptive, not certified)"]
+H2 = [
+    "Run",
+    "Verdicts across checkpoints",
+    "What is certified",
+    "Latest certificate: step 3000",
+    "Plots",
+    "Training (descriptive, not certified)",
+]
+H3_CERTIFIED = [
+    "1. The deployed agent (the verdict rests on this)",
+    "2. Real evaluation episodes",
+    "3. Shield accuracy (audit of the learned model)",
+    "4. Model level (the learned model only)",
+    "δ ledger: every bound in this certificate",
+    "Not certified",
+]
 
 
 def write_metrics(path: Path, episodes: int = 60) -> None:
@@ -60,7 +76,70 @@ def write_metrics(path: Path, episodes: int = 60) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def with_deployed(doc: dict, violations: list[int], rollouts: int | None = None) -> dict:
+    """``doc`` with a deployed audit of these violating-rollout counts; bounds and verdict as certify computes them."""
+    from ambs_verify.estimators import intervals
+    from ambs_verify.reports.certify import auto_rollouts, delta_ledger, options_from_certificate, verdict
+
+    options = options_from_certificate(doc)
+    dep, a = doc["deployed"], len(violations)
+    assert a == dep["states"]
+    r = rollouts or auto_rollouts(options.spec.p_max, options.deployed_delta_upper(a))
+    k = np.asarray(violations)
+    half = dep["delta_per_state"] / 2
+    p_real, upper, lower = k / r, intervals.upper_bound(k, r, half), intervals.lower_bound(k, r, half)
+    p_max = doc["spec"]["p_max"]
+    dep.update(
+        rollouts=r,
+        violations=[int(x) for x in k],
+        p_real=[float(x) for x in p_real],
+        upper=[float(x) for x in upper],
+        lower=[float(x) for x in lower],
+        summary={
+            "p_real_mean": float(p_real.mean()),
+            "p_real_max": float(p_real.max()),
+            "upper_max": float(upper.max()),
+            "lower_max": float(lower.max()),
+            "states_upper_above_p": int((upper > p_max).sum()),
+            "states_lower_above_p": int((lower > p_max).sum()),
+        },
+    )
+    doc["audit"]["rollouts"] = r
+    doc["verdict"] = verdict(doc["model"], dep, options)
+    ledger = delta_ledger(doc["model"], doc["real"], doc["audit"], dep)
+    doc["delta"].update(ledger=ledger, spent=sum(row["count"] * row["delta_each"] for row in ledger))
+    return doc
+
+
+def without_snapshots(doc: dict) -> dict:
+    """``doc`` as certify writes it for an environment that cannot restore states: no audit, no deployed audit."""
+    from ambs_verify.reports.certify import delta_ledger, options_from_certificate, verdict
+
+    why = "the grid environment cannot snapshot and restore"
+    doc["audit"].update(available=False, reason=why, states=0, state_index=[], rollouts=0, delta_per_state=0.0)
+    doc["audit"].update(p_model=[], p_real=[], error_upper=[], real_upper=[])
+    doc["audit"]["summary"].update(
+        error_upper_max=None, abs_diff_mean=None, real_upper_max=None, states_real_upper_above_p=0
+    )
+    doc["deployed"].update(available=False, reason=why, policy=None, states=0, state_index=[], rollouts=0)
+    doc["deployed"].update(delta_per_state=0.0, violations=[], p_real=[], upper=[], lower=[], override_rate=None)
+    doc["deployed"]["summary"].update(
+        p_real_mean=None,
+        p_real_max=None,
+        upper_max=None,
+        lower_max=None,
+        states_upper_above_p=0,
+        states_lower_above_p=0,
+    )
+    doc["verdict"] = verdict(doc["model"], doc["deployed"], options_from_certificate(doc))
+    ledger = delta_ledger(doc["model"], doc["real"], doc["audit"], doc["deployed"])
+    doc["delta"].update(ledger=ledger, spent=sum(row["count"] * row["delta_each"] for row in ledger))
+    return doc
+
+
 def make_run(root: Path, certificates: bool = True, metrics: bool = True) -> RunDir:
+    """Three certificates: step 1000 fails (a state's lower bound is above p_max), step 2000 is inconclusive (an
+    upper bound above p_max, no lower bound), step 3000 passes."""
     run = RunDir(root / "demo")
     run.prepare({"seed": 0, "task": "grid", "agent": "ambs", "run": {"steps": 3000}})
     for step in (1000, 2000, 3000):
@@ -69,16 +148,17 @@ def make_run(root: Path, certificates: bool = True, metrics: bool = True) -> Run
     if metrics:
         write_metrics(run.metrics_path)
     if certificates:
-        first = make_certificate(step=1000, states=40, audited=6)
-        first["verdict"].update(status="fail", model_level="fail", reason="model upper bound above p_max")
-        second = make_certificate(step=2000, states=50, audited=8)
-        second["verdict"].update(status="inconclusive", real_level="inconclusive", reason="too few episodes")
-        third = make_certificate(step=3000, states=60, audited=0)
-        third["audit"].update(available=False, reason="this environment cannot restore snapshots")
-        third["audit"]["summary"].update(error_upper_max=None, abs_diff_mean=None, real_upper_max=None)
+        first = with_deployed(make_certificate(step=1000, states=40, audited=6), [0, 1, 30, 2, 0, 1], rollouts=103)
+        second = with_deployed(make_certificate(step=2000, states=50, audited=8), [0, 1, 0, 5, 0, 2, 0, 1])
+        third = with_deployed(make_certificate(step=3000, states=60, audited=8), [0, 0, 1, 0, 0, 1, 0, 0])
         for doc in (first, second, third):
             write_certificate(run.certificate_path(doc["provenance"]["checkpoint_step"]), doc)
     return run
+
+
+def row_of(html: str, step: int) -> str:
+    """The verdict table's row of checkpoint ``step`` and the row under it that gives the reason."""
+    return re.search(rf"<tr>\s*<td class=\"num\">{step}</td>.*?</tr>\s*<tr class=\"reason\">.*?</tr>", html, re.S)[0]
 
 
 def strip_data_uris(html: str) -> str:
@@ -101,34 +181,142 @@ def test_report_with_three_certificates(tmp_path):
     assert (html_path, md_path) == (run.report_html, run.report_md)
     html, md = html_path.read_text(), md_path.read_text()
     assert_self_contained(html)
-    assert len(re.findall(r"<img ", html)) == 5  # bounds, histogram, audit, violations, returns
-    for heading in [*H2, "Latest certificate: step 3000"]:
+    assert len(re.findall(r"<img ", html)) == 6  # deployed, bounds, histogram, audit, violations, returns
+    for heading in H2:
         assert f"{heading}</h2>" in html
         assert heading == "Plots" or f"\n## {heading}\n" in md
+    for heading in H3_CERTIFIED:
+        assert f"<h3>{heading}</h3>" in html and f"\n### {heading}\n" in md
+    # "What is certified": deployed first, then real episodes, shield accuracy, model level, ledger.
+    certified = html[html.index('<section id="what-is-certified">') : html.index('<section id="latest">')]
+    assert [certified.index(f"<h3>{h}</h3>") for h in H3_CERTIFIED] == sorted(
+        certified.index(f"<h3>{h}</h3>") for h in H3_CERTIFIED
+    )
+    for question in (
+        "Is the agent a user deploys (task policy + shield + safe policy) safe, at the audited states?",
+        "How often do whole evaluation episodes of the deployed agent violate?",
+        "Can the shield&#39;s estimate be trusted?",
+        "What does the learned model predict for the task policy?",
+    ):
+        assert question in certified
+    doc = json.loads(run.certificate_path(3000).read_text())
+    statement = doc["verdict"]["statement"]
+    assert statement.startswith("With confidence 0.99 (jointly with every other bound here), at each of the 8 ")
+    # The statement is quoted verbatim, first, inside the deployed agent's part.
+    quoted = re.search(r'<blockquote class="statement" id="verdict-statement"><p>“(.*?)”</p></blockquote>', html)
+    assert quoted[1] == statement.replace("'", "&#39;")
+    assert certified.index("verdict-statement") < certified.index("<h3>2. Real evaluation episodes</h3>")
+    assert f"> “{statement}”" in md
+    # The agent is named: provenance.agent and deployed.policy.
+    agent = "ambs: the shielded agent: task policy, shield and safe policy, with their memory"
+    assert f"<tr><th>certified agent (latest certificate)</th><td>{agent}</td></tr>" in html
+    assert f"Agent <strong>{agent}</strong>, task grid" in html and f"Agent **{agent}**, task grid" in md
+    assert "Which agent: ambs at checkpoint step 3000 of task grid, run as a user deploys it (the shielded" in md
+    dep = doc["deployed"]
+    upper_max = f"{dep['summary']['upper_max']:.4g}"
+    assert float(upper_max) <= 0.1
+    assert f"the largest upper bound is {upper_max} and the largest lower bound" in html
+    assert f'upper bound, max over states (the verdict&#39;s evidence)</th><td class="num">{upper_max}<' in html
+    assert f"run for real {dep['rollouts']} times for 30 steps (rollouts: auto: the fewest rollouts" in html
     for text in (
-        "Model level (learned model)",
-        "Real environment (evaluation episodes)",
-        "Audit not available: this environment cannot restore snapshots",
+        "Real evaluation episodes (deployed agent)",
+        "Shield accuracy (task policy at the audited states)",
+        "Rolled out: task policy alone (the policy the shield judges).",
+        "Nothing is measured at states that were not audited",
+        "AMBS Theorem 2",
+        "The event: a latent trace of the task policy violates when",
         "not a real-world guarantee",
         "i.i.d.",
-        "The model's error is therefore not measured",
         "b" * 64,  # the config hash from the certificate
+        "violations labelled wall",
     ):
-        assert text in html
-    # Verdict rows: step, status and the numbers of each certificate.
+        assert text in html, text
+    # Verdict rows: step, status and the verdict's evidence (the deployed agent's upper max and p_real range).
     for step, status in ((1000, "fail"), (2000, "inconclusive"), (3000, "pass")):
         doc = json.loads(run.certificate_path(step).read_text())
-        upper = f"{doc['model']['summary']['upper_max']:.4g}"
-        assert re.search(rf"<td class=\"num\">{step}</td>.*?badge {status}\">{status}<.*?>{upper}</td>", html, re.S)
-        assert re.search(rf"^\| {step} \| .*\*\*{status.upper()}\*\* .*\| {upper} \|", md, re.M)
-    assert "0.0571 (3/200 episodes)" in html and "0.0571 (3/200 episodes)" in md
-    assert "| 0.01 (0.005 / 0.003 / 0.002) |" in md and ">0.01 (0.005 / 0.003 / 0.002)</td>" in html
-    assert ">0.08</td>" in html  # audit error bound of the audited checkpoints
-    assert "violations labelled wall" in html
+        assert doc["verdict"]["status"] == status
+        dep, model = doc["deployed"], doc["model"]
+        upper, lower = (f"{dep['summary'][k]:.4g}" for k in ("upper_max", "lower_max"))
+        p_range = f"{min(dep['p_real']):.4g} – {max(dep['p_real']):.4g}"
+        model_upper = f"{model['summary']['upper_max']:.4g}"
+        row = row_of(html, step)
+        assert f'badge {status}">{status}<' in row
+        assert f'<td class="num evidence">{upper}</td><td class="num">{lower}</td>' in row
+        size = f"{dep['states']} states × {dep['rollouts']} rollouts"
+        assert f'<td class="num">{p_range}<br><span class="small">{size}</span>' in row
+        assert f'<td class="num">{model_upper}</td>' in row and '0.99<br><span class="small">δ = 0.01</span>' in row
+        assert re.search(
+            rf"^\| {step} \| `H=30,p<=0.1` \| \*\*{status.upper()}\*\* \| \*\*{upper}\*\* \| {lower} \| "
+            rf"{p_range} .*\| {model_upper} \| 0.99 \(δ = 0.01\) \|",
+            md,
+            re.M,
+        )
+    assert "at some audited state the deployed agent&#39;s lower bound is above 0.1" in row_of(html, 1000)
+    assert float(json.loads(run.certificate_path(1000).read_text())["deployed"]["summary"]["lower_max"]) > 0.1
+    assert '0.0571<br><span class="small">3/200 episodes</span>' in html and "| 0.0571 (3/200 episodes) |" in md
+    assert "<code>H=30,p&lt;=0.1</code>" in html and "p<=0.1" not in strip_data_uris(html)  # HTML is escaped
+    assert ">0.08</td>" in html  # shield-accuracy error bound
+    # δ ledger: every bound, count, δ each, total; they hold jointly with probability >= confidence.
+    ledger = doc["delta"]["ledger"]
+    assert [r["bound"] for r in ledger] == [
+        "model.upper",
+        "real.upper",
+        "audit.real_upper",
+        "audit.error_upper",
+        "deployed.upper",
+        "deployed.lower",
+    ]
+    for r in ledger:
+        each, total = f"{r['delta_each']:.4g}", f"{r['count'] * r['delta_each']:.4g}"
+        assert re.search(
+            rf"<tr><td><code>{re.escape(r['bound'])}</code></td><td>[^<]+</td><td class=\"num\">{r['count']}</td>\s*"
+            rf"<td class=\"num\">{each}</td><td class=\"num\">{total}</td></tr>",
+            html,
+        ), r
+        assert re.search(rf"^\| `{re.escape(r['bound'])}` \| [^\n]+ \| {r['count']} \| {each} \| {total} \|$", md, re.M)
+    bounds = sum(r["count"] for r in ledger)
+    assert bounds == 60 + 1 + 8 + 8 + 8 + 8
+    assert f"All {bounds} bounds of this certificate (the parts above, listed below) hold jointly with " in html
+    assert "probability ≥ 0.99 (= 1 − δ, δ = 0.01; spent 0.01)" in html
+    assert f'spent (sum of count × δ each; at most δ = 0.01)</td>\n    <td class="num">{bounds}</td>' in html
+    assert f"{doc['delta']['spent']:.4g}" in html
+    # Per audited state: the deployed agent's interval beside the task policy's audit.
+    per_state = html[html.index('<table id="per-state-table">') :]
+    per_state = per_state[: per_state.index("</table>")]
+    assert per_state.count("<tr><td") == 8 and per_state.count('badge pass">passes<') == 8
     # Markdown: same tables, no images.
     assert "<img" not in md and "data:" not in md and "](" not in md
-    assert "Audit not available: this environment cannot restore snapshots" in md
     assert not re.search(r"\b(nan|NaN|inf|Infinity|None|null)\b", md)
+
+
+def test_report_without_snapshots(tmp_path):
+    """An environment that cannot restore states: no deployed audit and no shield audit, so no claim, inconclusive."""
+    run = make_run(tmp_path)
+    doc = without_snapshots(make_certificate(step=3000, states=60, audited=0))
+    write_certificate(run.certificate_path(3000), doc)
+    html, md = (p.read_text() for p in render_report(run))
+    assert_self_contained(html)
+    assert doc["verdict"]["status"] == "inconclusive"
+    assert (
+        doc["verdict"]["statement"]
+        == "This certificate makes no claim about the deployed agent's probability of violating."
+    )
+    for text in (
+        "Deployed agent not audited: the grid environment cannot snapshot and restore",
+        "Audit not available: the grid environment cannot snapshot and restore",
+        "The model&#39;s error is therefore not measured",
+        "“This certificate makes no claim about the deployed agent&#39;s probability of violating.”",
+        "<tr><th>certified agent (latest certificate)</th><td>ambs</td></tr>",
+    ):
+        assert text in html, text
+    row = row_of(html, 3000)
+    assert '<td class="num evidence">n/a</td>' in row
+    assert '<td class="num">n/a<br><span class="small">not audited</span></td>' in row
+    assert 'id="per-state-table"' not in html
+    assert len(re.findall(r"<img ", html)) == 6  # the deployed and audit plots come from step 2000
+    assert "Audit not available: the grid environment cannot snapshot and restore" in md
+    assert "Deployed agent not audited: the grid environment cannot snapshot and restore" in md
+    assert "| `deployed.upper` | " in md and not re.search(r"\b(nan|NaN|inf|Infinity|None|null)\b", md)
 
 
 def test_report_without_certificates_still_has_training_curves(tmp_path):
@@ -148,7 +336,7 @@ def test_report_without_metrics(tmp_path):
     html, md = (p.read_text() for p in render_report(run))
     assert_self_contained(html)
     assert "metrics.jsonl is missing" in html and "metrics.jsonl is missing" in md
-    assert len(re.findall(r"<img ", html)) == 3
+    assert len(re.findall(r"<img ", html)) == 4  # deployed, bounds, histogram, audit
     assert 'id="plot-returns"' not in html
 
 
@@ -392,8 +580,11 @@ def test_report_in_headless_chromium(browser, tmp_path):
           return {
             title: document.title,
             h2: [...document.querySelectorAll('h2')].map(h => h.textContent.trim()),
+            h3: [...document.querySelectorAll('#what-is-certified h3')].map(h => h.textContent.trim()),
+            statement: document.querySelector('#verdict-statement').textContent.trim(),
             columns: table ? [...table.querySelectorAll('thead th')].map(t => t.textContent.trim()) : [],
-            rows: table ? [...table.querySelectorAll('tbody tr')].map(
+            reasons: table ? [...table.querySelectorAll('tbody tr.reason')].map(r => r.textContent.trim()) : [],
+            rows: table ? [...table.querySelectorAll('tbody tr:not(.reason)')].map(
               r => [...r.querySelectorAll('td')].map(c => c.textContent.trim())) : [],
             images: [...document.images].map(i => [i.complete, i.naturalWidth, i.naturalHeight]),
             scripts: document.scripts.length,
@@ -404,12 +595,18 @@ def test_report_in_headless_chromium(browser, tmp_path):
         })()"""
     )
     assert dom["title"] == "ambs-verify report: demo"
-    assert dom["h2"] == [H2[0], H2[1], "Latest certificate: step 3000", *H2[2:]]
-    assert dom["columns"][:5] == ["step", "spec", "status", "model level", "real level"]
+    assert dom["h2"] == H2
+    assert dom["h3"] == H3_CERTIFIED
+    doc = json.loads(run.certificate_path(3000).read_text())
+    assert dom["statement"] == f"“{doc['verdict']['statement']}”"
+    evidence = "deployed agent at audited states (the verdict's evidence)"
+    assert dom["columns"][:4] == ["step", "spec", "status", evidence]
+    assert dom["columns"][8:11] == ["upper bound, max", "lower bound, max", "p_real, min – max"]
     assert [r[0] for r in dom["rows"]] == ["1000", "2000", "3000"]
     assert [r[2] for r in dom["rows"]] == ["fail", "inconclusive", "pass"]
-    assert dom["rows"][2][7] == "n/a"  # no audit at step 3000
-    assert len(dom["images"]) == 5 and all(ok and w > 300 and h > 200 for ok, w, h in dom["images"])
+    assert dom["rows"][2][3] == f"{doc['deployed']['summary']['upper_max']:.4g}"
+    assert dom["reasons"][2] == doc["verdict"]["reason"]
+    assert len(dom["images"]) == 6 and all(ok and w > 300 and h > 200 for ok, w, h in dom["images"])
     assert dom["scripts"] == 0
     assert dom["overflow"] <= 0, "the page scrolls sideways at 1200 px"
     png = page.screenshot(tmp_path / "report.png")

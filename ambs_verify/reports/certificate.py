@@ -38,7 +38,7 @@ __all__ = [
     "write_certificate",
 ]
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "2.0"
 KIND = "ambs-verify-certificate"
 
 # Slack for float comparisons between fields (sums of δ shares, bounds against estimates).
@@ -176,16 +176,21 @@ def _non_finite(value: Any, path: list[Any]) -> tuple[list[Any], float] | None:
 def _consistency(doc: Mapping[str, Any]) -> list[str]:
     """What the schema cannot check: array lengths, counts within totals, bounds above estimates, the δ split."""
     problems: list[str] = []
-    model, real, audit, delta = doc["model"], doc["real"], doc["audit"], doc["delta"]
+    model, real, audit, deployed, delta = doc["model"], doc["real"], doc["audit"], doc["deployed"], doc["delta"]
 
-    shares = delta["model"] + delta["real"] + delta["audit"]
+    shares = delta["model"] + delta["real"] + delta["audit"] + delta["deployed"]
     if shares > delta["total"] * (1 + _TOL) + _TOL:
         problems.append(
-            f"field delta: model + real + audit = {shares!r} exceeds delta.total = {delta['total']!r} "
+            f"field delta: model + real + audit + deployed = {shares!r} exceeds delta.total = {delta['total']!r} "
             "(the shares must fit in the budget)"
         )
+    spent = sum(row["count"] * row["delta_each"] for row in delta["ledger"])
+    if abs(spent - delta["spent"]) > _TOL * max(1.0, spent):
+        problems.append(f"field delta.spent = {delta['spent']!r}, but the ledger adds up to {spent!r}")
+    if spent > delta["total"] * (1 + _TOL) + _TOL:
+        problems.append(f"field delta.ledger adds up to {spent!r}, above delta.total = {delta['total']!r}")
 
-    for name, part in (("model", model), ("audit", audit)):
+    for name, part in (("model", model), ("audit", audit), ("deployed", deployed)):
         if not part["available"] and not part["reason"]:
             problems.append(f"field {name}.reason = null, but {name}.available is false: say why")
         if part["delta_per_state"] > part["delta"] * (1 + _TOL) + _TOL:
@@ -240,6 +245,25 @@ def _consistency(doc: Mapping[str, Any]) -> list[str]:
             f"field audit.summary.states_real_upper_above_p = {audit['summary']['states_real_upper_above_p']} "
             f"is above audit.states = {states}"
         )
+
+    states = deployed["states"]
+    for key in ("state_index", "violations", "p_real", "upper", "lower"):
+        if len(deployed[key]) != states:
+            problems.append(
+                f"field deployed.{key} has {len(deployed[key])} entries but deployed.states = {states} "
+                "(state_index, violations, p_real, upper and lower need one entry per audited state)"
+            )
+    for i, k in enumerate(deployed["violations"]):
+        if k > deployed["rollouts"]:
+            problems.append(f"field deployed.violations[{i}] = {k} is above deployed.rollouts = {deployed['rollouts']}")
+            break
+    for i, (lo, p, u) in enumerate(zip(deployed["lower"], deployed["p_real"], deployed["upper"], strict=False)):
+        if not lo - _TOL <= p <= u + _TOL:
+            problems.append(
+                f"field deployed.p_real[{i}] = {p!r} is outside [deployed.lower[{i}], deployed.upper[{i}]] = "
+                f"[{lo!r}, {u!r}]"
+            )
+            break
     return problems
 
 

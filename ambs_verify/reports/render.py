@@ -6,8 +6,15 @@ without metrics still gets its certificates. Plots are PNGs drawn with matplotli
 ``data:`` URIs; the CSS is inline; the page needs no network and no JavaScript. The Markdown file carries the same
 tables and text, without images.
 
-Wording follows DESIGN.md §5: a model-level number is about the learned model and is never presented as a
-real-world guarantee; the real level is about i.i.d. evaluation episodes; the audit holds at audited states only.
+Certificates are schema 2.0 (:mod:`.certify`). The report says which question each section answers, in this order:
+
+- **deployed** (the verdict rests on it): is the agent a user deploys safe at the audited states? Its largest
+  upper bound is the verdict's evidence and the verdict's ``statement`` is quoted verbatim;
+- **real**: how often do whole i.i.d. evaluation episodes of the deployed agent violate?
+- **audit** (shield accuracy): can the shield's estimate be trusted? The task policy's real probability against
+  the learned model's estimate for it, at the audited states only;
+- **model**: what the learned model predicts for the task policy, never presented as a real-world guarantee;
+- the **δ ledger**: every bound of the certificate, which hold jointly with probability at least ``confidence``.
 """
 
 from __future__ import annotations
@@ -231,8 +238,62 @@ def plot_p_hat_histogram(cert: Mapping[str, Any]) -> str | None:
     return _png(fig)
 
 
+def _decision(lower: float, upper: float, p_max: float) -> str:
+    """How one audited state counts for the verdict: ``fails`` (lower > p_max), ``passes`` (upper <= p_max)."""
+    if lower > p_max:
+        return "fails"
+    return "passes" if upper <= p_max else "undecided"
+
+
+def plot_deployed(cert: Mapping[str, Any]) -> str | None:
+    """(c) The deployed agent at each audited state: p_real with its [lower, upper] interval, against p_max."""
+    dep = cert["doc"]["deployed"]
+    if not dep["available"] or not dep["p_real"]:
+        return None
+    p_max = cert["doc"]["spec"]["p_max"]
+    fig = _figure(9.0, 3.8)
+    ax = fig.add_subplot()
+    groups = {
+        "passes": ("passes: upper ≤ p_max", "C2", "o"),
+        "undecided": ("undecided: straddles p_max", "C1", "s"),
+        "fails": ("fails: lower > p_max", "crimson", "D"),
+    }
+    decided = [_decision(lo, up, p_max) for lo, up in zip(dep["lower"], dep["upper"], strict=True)]
+    for name, (label, colour, marker) in groups.items():
+        at = [i for i, d in enumerate(decided) if d == name]
+        if not at:
+            continue
+        ax.errorbar(
+            at,
+            [dep["p_real"][i] for i in at],
+            yerr=[
+                [max(0.0, dep["p_real"][i] - dep["lower"][i]) for i in at],
+                [max(0.0, dep["upper"][i] - dep["p_real"][i]) for i in at],
+            ],
+            fmt=marker,
+            color=colour,
+            markersize=4,
+            capsize=3,
+            elinewidth=1,
+            label=label,
+        )
+    ax.axhline(p_max, color="crimson", linewidth=1.2, linestyle="--", label=f"spec p_max = {fmt(p_max)}")
+    ax.plot([], [], " ", label="bar: [lower, upper]; dot: observed p_real")
+    n = len(dep["p_real"])
+    if n <= 32:
+        ax.set_xticks(range(n), [str(i) for i in dep["state_index"]], fontsize=7 if n > 16 else 8)
+    ax.set_xlim(-0.7, n - 0.3)
+    ax.set_ylim(0, min(1.02, 1.3 * max(*dep["upper"], p_max) + 0.01))
+    ax.set_xlabel("audited state (index into the sample of visited states)")
+    ax.set_ylabel(f"P(violation within {dep['horizon']} steps)")
+    ax.set_title(f"Deployed agent at step {cert['step']}: {n} audited states, {dep['rollouts']} real rollouts each")
+    fig.legend(fontsize=8, loc="outside lower center", ncol=3)
+    ax.grid(alpha=0.3, axis="y")
+    return _png(fig)
+
+
 def plot_audit(cert: Mapping[str, Any]) -> str | None:
-    """(c) Audited states: p_model against p_real, the diagonal, and error bars of half-width error_upper."""
+    """(d) Shield-accuracy audit: the model's p_model for the task policy against its p_real, with error bars."""
     audit = cert["doc"]["audit"]
     if not audit["available"] or not audit["p_model"]:
         return None
@@ -252,15 +313,15 @@ def plot_audit(cert: Mapping[str, Any]) -> str | None:
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
     ax.set_aspect("equal")
-    ax.set_xlabel("p_model (learned model)")
+    ax.set_xlabel("p_model (learned model's estimate)")
     ax.set_ylabel("p_real (real rollouts)")
-    ax.set_title(f"Audit at step {cert['step']}: {audit['states']} states")
+    ax.set_title(f"Shield accuracy at step {cert['step']}:\ntask policy alone, {audit['states']} audited states")
     ax.legend(fontsize=8, loc="upper left")
     return _png(fig)
 
 
 def plot_violations(series: Mapping[str, Any]) -> str | None:
-    """(d) Violations per episode by label (moving average) and cumulative violations over training."""
+    """(e) Violations per episode by label (moving average) and cumulative violations over training."""
     if not series["labels"] and not series["cumulative"]:
         return None
     fig = _figure(9.0, 3.6)
@@ -287,7 +348,7 @@ def plot_violations(series: Mapping[str, Any]) -> str | None:
 
 
 def plot_returns(series: Mapping[str, Any]) -> str | None:
-    """(e) Episode return over training: each episode and a trailing moving average."""
+    """(f) Episode return over training: each episode and a trailing moving average."""
     points = series["return"]
     if not points:
         return None
@@ -308,33 +369,119 @@ def plot_returns(series: Mapping[str, Any]) -> str | None:
 # -------------------------------------------------------------------------------------------- context
 
 
+def _range(values: Sequence[Any]) -> str:
+    values = _clean(values)
+    if not values:
+        return "n/a"
+    low, high = min(values), max(values)
+    return fmt(low) if low == high else f"{fmt(low)} – {fmt(high)}"
+
+
+def _deployed_ok(doc: Mapping[str, Any]) -> bool:
+    return bool(doc["deployed"]["available"] and doc["deployed"]["states"])
+
+
+def _agent_name(doc: Mapping[str, Any]) -> str:
+    """Which agent a certificate is about: the run's agent and, where audited, the policy the deployed audit ran."""
+    agent, policy = doc["provenance"]["agent"], doc["deployed"]["policy"]
+    return f"{agent}: {policy}" if policy else agent
+
+
 def _verdict_row(cert: Mapping[str, Any]) -> dict[str, str]:
     doc = cert["doc"]
-    model, real, audit, delta, verdict = doc["model"], doc["real"], doc["audit"], doc["delta"], doc["verdict"]
+    model, real, audit, dep, verdict = doc["model"], doc["real"], doc["audit"], doc["deployed"], doc["verdict"]
     if real["episodes"]:
-        real_text = f"{fmt(real['upper'])} ({real['violating_episodes']}/{real['episodes']} episodes)"
+        real_text, real_count = fmt(real["upper"]), f"{real['violating_episodes']}/{real['episodes']} episodes"
     else:
-        real_text = "n/a (0 episodes)"
+        real_text, real_count = "n/a", "0 episodes"
+    ok = _deployed_ok(doc)
     return {
         "step": str(cert["step"]),
         "spec": doc["spec"]["text"],
         "status": verdict["status"],
         "model_level": verdict["model_level"],
         "real_level": verdict["real_level"],
+        "deployed_upper_max": fmt(dep["summary"]["upper_max"]) if ok else "n/a",
+        "deployed_lower_max": fmt(dep["summary"]["lower_max"]) if ok else "n/a",
+        "deployed_p_real": _range(dep["p_real"]) if ok else "n/a",
+        "deployed_size": f"{dep['states']} states × {dep['rollouts']} rollouts" if ok else "not audited",
         "model_upper_max": fmt(model["summary"]["upper_max"]) if model["available"] else "n/a",
         "real_upper": real_text,
+        "real_count": real_count,
         "audit_error_max": fmt(audit["summary"]["error_upper_max"]) if audit["available"] else "n/a",
-        "delta": f"{fmt(delta['total'])} ({fmt(delta['model'])} / {fmt(delta['real'])} / {fmt(delta['audit'])})",
+        "confidence": fmt(verdict["confidence"], 6),
+        "delta_total": fmt(doc["delta"]["total"]),
         "reason": verdict["reason"],
     }
 
 
+# What each entry of the δ ledger bounds, in words (an unknown name is shown as it is).
+LEDGER_WORDS = {
+    "model.upper": "model level: upper bound on the task policy's P(violation) under the learned model, per state",
+    "real.upper": "real episodes: upper bound on the per-episode violation probability of the deployed agent",
+    "audit.real_upper": "shield accuracy: upper bound on the task policy's real P(violation), per audited state",
+    "audit.error_upper": "shield accuracy: bound on |p_real − p_model| for the task policy, per audited state",
+    "deployed.upper": "deployed agent: upper bound on its real P(violation), per audited state (the verdict)",
+    "deployed.lower": "deployed agent: lower bound on its real P(violation), per audited state (the verdict)",
+}
+
+
+def _ledger(delta: Mapping[str, Any]) -> dict[str, Any]:
+    rows = [
+        {
+            "bound": row["bound"],
+            "what": LEDGER_WORDS.get(row["bound"], ""),
+            "count": str(row["count"]),
+            "each": fmt(row["delta_each"]),
+            "total": fmt(row["count"] * row["delta_each"]),
+        }
+        for row in delta["ledger"]
+    ]
+    return {"rows": rows, "bounds": sum(row["count"] for row in delta["ledger"]), "spent": fmt(delta["spent"])}
+
+
+def _per_state(doc: Mapping[str, Any]) -> list[dict[str, str]]:
+    """One row per audited state: the deployed agent's counts and interval, and the task policy's audit beside it."""
+    dep, audit, p_max = doc["deployed"], doc["audit"], doc["spec"]["p_max"]
+    if not _deployed_ok(doc):
+        return []
+    task = {}
+    if audit["available"]:
+        for i, index in enumerate(audit["state_index"]):
+            task[index] = (audit["p_real"][i], audit["p_model"][i], audit["error_upper"][i])
+    rows = []
+    for i, index in enumerate(dep["state_index"]):
+        p_task, p_model, error = task.get(index, (None, None, None))
+        decision = _decision(dep["lower"][i], dep["upper"][i], p_max)
+        rows.append(
+            {
+                "state": str(index),
+                "k": f"{dep['violations'][i]}/{dep['rollouts']}",
+                "p_real": fmt(dep["p_real"][i]),
+                "interval": f"[{fmt(dep['lower'][i])}, {fmt(dep['upper'][i])}]",
+                "decision": decision,
+                "css": {"passes": "pass", "fails": "fail"}.get(decision, "inconclusive"),
+                "task_p_real": fmt(p_task),
+                "task_p_model": fmt(p_model),
+                "task_error": fmt(error),
+            }
+        )
+    return rows
+
+
+def _row(key: str, value: str, kind: str = "num") -> tuple[str, str, str]:
+    return key, value, kind
+
+
 def _details(cert: Mapping[str, Any]) -> dict[str, Any]:
     doc = cert["doc"]
-    spec, model, real, audit, delta = doc["spec"], doc["model"], doc["real"], doc["audit"], doc["delta"]
-    prov = doc["provenance"]
-    ms, asum = model["summary"], audit["summary"]
+    spec, model, real, audit, dep = doc["spec"], doc["model"], doc["real"], doc["audit"], doc["deployed"]
+    delta, verdict, prov = doc["delta"], doc["verdict"], doc["provenance"]
+    ms, asum, dsum = model["summary"], audit["summary"], dep["summary"]
+    p_max = fmt(spec["p_max"])
     provenance = [
+        ("agent", prov["agent"]),
+        ("task", prov["task"]),
         ("checkpoint step", str(prov["checkpoint_step"])),
         ("checkpoint manifest sha256", prov["checkpoint_manifest_sha256"]),
         ("config sha256", prov["config_sha256"]),
@@ -343,63 +490,103 @@ def _details(cert: Mapping[str, Any]) -> dict[str, Any]:
         ("platform", prov["platform"]),
         ("created (UTC)", doc["created_utc"]),
     ] + [(f"{name} version", version) for name, version in sorted(prov["versions"].items())]
-    model_rows = [
-        ("estimator", f"{model['estimator']['name']} ({'sound' if model['estimator']['sound'] else 'NOT sound'})"),
-        ("visited states", str(model["states"])),
-        ("latent traces per state (m)", str(model["samples"])),
-        ("horizon H", str(model["horizon"])),
-        ("δ for the model level / per state", f"{fmt(model['delta'])} / {fmt(model['delta_per_state'])}"),
-        ("p̂ mean / max over states", f"{fmt(ms['p_hat_mean'])} / {fmt(ms['p_hat_max'])}"),
-        ("upper bound mean / max over states", f"{fmt(ms['upper_mean'])} / {fmt(ms['upper_max'])}"),
-        (f"states with upper bound above p_max = {fmt(spec['p_max'])}", str(ms["states_upper_above_p"])),
+    deployed_rows = [
+        _row("audited states (uniform sample of visited states)", str(dep["states"])),
+        _row("real rollouts per state, each H steps", f"{dep['rollouts']} × {dep['horizon']} steps"),
+        _row("δ for this section / per state (half per bound)", f"{fmt(dep['delta'])} / {fmt(dep['delta_per_state'])}"),
+        _row("p_real (observed) mean / max over states", f"{fmt(dsum['p_real_mean'])} / {fmt(dsum['p_real_max'])}"),
+        _row("upper bound, max over states (the verdict's evidence)", fmt(dsum["upper_max"])),
+        _row("lower bound, max over states", fmt(dsum["lower_max"])),
+        _row(f"states with upper bound above p_max = {p_max}", str(dsum["states_upper_above_p"])),
+        _row(f"states with lower bound above p_max = {p_max}", str(dsum["states_lower_above_p"])),
+        _row("shield override rate during these rollouts", fmt(dep["override_rate"])),
     ]
     ret = real["return"]
     real_rows = [
-        ("evaluation episodes (n)", str(real["episodes"])),
-        ("episodes with a violation (k)", str(real["violating_episodes"])),
-        ("p̂ = k / n", fmt(real["p_hat"])),
-        (f"Clopper-Pearson upper bound at {_conf(real['delta'])}", fmt(real["upper"])),
-        ("violations, total", str(real["violations_total"])),
+        _row("evaluation episodes (n)", str(real["episodes"])),
+        _row("episodes with a violation (k)", str(real["violating_episodes"])),
+        _row("p̂ = k / n", fmt(real["p_hat"])),
+        _row(f"Clopper-Pearson upper bound at {_conf(real['delta'])} on its own", fmt(real["upper"])),
+        _row("violations, total", str(real["violations_total"])),
     ]
-    real_rows += [(f"violations labelled {k}", str(v)) for k, v in sorted(real["violations_per_label"].items())]
+    real_rows += [_row(f"violations labelled {k}", str(v)) for k, v in sorted(real["violations_per_label"].items())]
     real_rows += [
-        (
+        _row(
             "return mean ± std [min, max]",
             f"{fmt(ret['mean'])} ± {fmt(ret['std'])} [{fmt(ret['min'])}, {fmt(ret['max'])}]",
         ),
-        ("episode length, mean", fmt(real["length_mean"])),
-        ("shield override rate", fmt(real["override_rate"])),
+        _row("episode length, mean", fmt(real["length_mean"])),
+        _row("shield override rate", fmt(real["override_rate"])),
     ]
-    real_rows += [(f"benchmark: {k}", fmt(v)) for k, v in sorted((real["bench_metrics"] or {}).items())]
+    real_rows += [_row(f"benchmark: {k}", fmt(v)) for k, v in sorted((real["bench_metrics"] or {}).items())]
     audit_rows = [
-        ("audited states", str(audit["states"])),
-        ("real rollouts per state", str(audit["rollouts"])),
-        ("horizon H", str(audit["horizon"])),
-        ("δ for the audit / per state", f"{fmt(audit['delta'])} / {fmt(audit['delta_per_state'])}"),
-        ("bound on |p_real − p_model|, max over audited states", fmt(asum["error_upper_max"])),
-        ("mean |p_real − p_model| (observed)", fmt(asum["abs_diff_mean"])),
-        ("upper bound on p_real, max over audited states", fmt(asum["real_upper_max"])),
-        (
-            f"audited states with real upper bound above p_max = {fmt(spec['p_max'])}",
-            str(asum["states_real_upper_above_p"]),
+        _row("audited states (the same as the deployed agent's)", str(audit["states"])),
+        _row("real rollouts of the task policy per state", str(audit["rollouts"])),
+        _row("horizon H", str(audit["horizon"])),
+        _row(
+            "δ for the audit / per state (half per bound)", f"{fmt(audit['delta'])} / {fmt(audit['delta_per_state'])}"
+        ),
+        _row("bound on |p_real − p_model|, max over states", fmt(asum["error_upper_max"])),
+        _row("mean |p_real − p_model| (observed)", fmt(asum["abs_diff_mean"])),
+        _row("task policy's real upper bound, max over states", fmt(asum["real_upper_max"])),
+        _row(
+            f"states with task policy's real upper bound above p_max = {p_max}", str(asum["states_real_upper_above_p"])
         ),
     ]
+    estimator = f"{model['estimator']['name']} ({'sound' if model['estimator']['sound'] else 'NOT sound'})"
+    model_rows = [
+        _row("estimator", estimator),
+        _row("visited states", str(model["states"])),
+        _row("latent traces per state (m)", str(model["samples"])),
+        _row("horizon H", str(model["horizon"])),
+        _row("δ for the model level / per state", f"{fmt(model['delta'])} / {fmt(model['delta_per_state'])}"),
+        _row("p̂ mean / max over states", f"{fmt(ms['p_hat_mean'])} / {fmt(ms['p_hat_max'])}"),
+        _row("upper bound mean / max over states", f"{fmt(ms['upper_mean'])} / {fmt(ms['upper_max'])}"),
+        _row(f"states with upper bound above p_max = {p_max}", str(ms["states_upper_above_p"])),
+    ]
+    shares = ", ".join(f"{name} {fmt(delta[name])}" for name in ("deployed", "real", "audit", "model"))
     return {
         "step": cert["step"],
         "spec": spec,
-        "p_max": fmt(spec["p_max"]),
-        "delta": {k: fmt(delta[k]) for k in ("total", "model", "real", "audit")} | {"method": delta["method"]},
-        "confidence": _conf(delta["total"]),
+        "p_max": p_max,
+        "agent": prov["agent"],
+        "agent_name": _agent_name(doc),
+        "task": prov["task"],
+        "delta": {k: fmt(delta[k]) for k in ("total", "model", "real", "audit", "deployed")},
+        "delta_method": delta["method"],
+        "shares": shares,
+        "confidence": fmt(verdict["confidence"], 6),
+        "confidence_pct": _conf(delta["total"]),
+        "ledger": _ledger(delta),
         "provenance": provenance,
-        "model_available": model["available"],
-        "model_reason": model["reason"] or "",
-        "model_rows": model_rows,
+        "verdict": _verdict_row(cert),
+        "statement": verdict["statement"],
+        "deployed_available": _deployed_ok(doc),
+        "deployed_reason": dep["reason"] or "no audited states",
+        "deployed_policy": dep["policy"] or "",
+        "deployed_rows": deployed_rows,
+        "per_state": _per_state(doc),
         "real_rows": real_rows,
         "audit_available": audit["available"],
         "audit_reason": audit["reason"] or "",
+        "audit_policy": audit["policy"] or "",
         "audit_rows": audit_rows,
-        "verdict": _verdict_row(cert),
+        "model_available": model["available"],
+        "model_reason": model["reason"] or "",
+        "model_policy": model["policy"] or "",
+        "model_event": model["event"],
+        "model_rows": model_rows,
         # Numbers the "What is certified" text quotes.
+        "dep_states": dep["states"],
+        "dep_rollouts": dep["rollouts"],
+        "dep_rule": dep["rollouts_rule"],
+        "dep_h": dep["horizon"],
+        "dep_delta_per_state": fmt(dep["delta_per_state"]),
+        "dep_p_range": _range(dep["p_real"]),
+        "dep_upper_max": fmt(dsum["upper_max"]),
+        "dep_lower_max": fmt(dsum["lower_max"]),
+        "dep_upper_above": dsum["states_upper_above_p"],
+        "dep_lower_above": dsum["states_lower_above_p"],
         "n": real["episodes"],
         "k": real["violating_episodes"],
         "real_upper": fmt(real["upper"]),
@@ -421,81 +608,163 @@ def _details(cert: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _certified(latest: Mapping[str, Any] | None) -> list[tuple[str, str]]:
-    """The "What is certified" paragraphs, with the latest certificate's numbers where there is one."""
+# The question each part of a certificate answers (shown with and without a certificate).
+QUESTIONS = {
+    "deployed": "Is the agent a user deploys (task policy + shield + safe policy) safe, at the audited states?",
+    "real": "How often do whole evaluation episodes of the deployed agent violate?",
+    "audit": "Can the shield's estimate be trusted? (the task policy's real probability against the model's estimate)",
+    "model": "What does the learned model predict for the task policy? (a statement about the model, not the world)",
+    "ledger": "How sure is all of this together?",
+    "not": "What does this report not claim?",
+}
+
+
+def _block(key: str, title: str, paragraphs: Sequence[str], quote: str | None = None, ledger=None) -> dict[str, Any]:
+    return {
+        "id": key,
+        "title": title,
+        "question": QUESTIONS[key],
+        "quote": quote,
+        "paragraphs": list(paragraphs),
+        "ledger": ledger,
+    }
+
+
+def _certified(latest: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The "What is certified" parts, deployed agent first, with the latest certificate's numbers where there is one."""
     if latest is None:
         return [
-            (
-                "Model level",
-                "About the learned world model only: at states visited by the shielded policy, an upper "
-                "bound on the probability that the task policy violates within H steps under the model, from m latent "
-                "traces per state. It is not a statement about the real environment.",
+            _block(
+                "deployed",
+                "1. The deployed agent (the verdict rests on this)",
+                [
+                    "At a uniform sample of states the deployed agent visited (the audited states), the whole agent "
+                    "is restored and rolled out for real; a two-sided Clopper-Pearson interval per state decides "
+                    "pass (every upper bound ≤ p_max), fail (some lower bound > p_max) or inconclusive."
+                ],
             ),
-            (
-                "Real level",
-                "About the real environment, assuming i.i.d. evaluation episodes: a Clopper-Pearson upper "
-                "bound on the per-episode violation probability of the shielded policy.",
+            _block(
+                "real",
+                "2. Real evaluation episodes",
+                [
+                    "About the real environment, assuming i.i.d. evaluation episodes: a Clopper-Pearson upper bound "
+                    "on the per-episode violation probability of the deployed agent."
+                ],
             ),
-            (
-                "Audit",
-                "Where the simulator can restore a state, real rollouts from audited states bound the model's "
-                "error there, and only there.",
+            _block(
+                "audit",
+                "3. Shield accuracy (audit)",
+                [
+                    "Where the simulator can restore a state, the task policy alone is rolled out for real from the "
+                    "audited states and compared with the learned model's estimate for it, there and only there."
+                ],
             ),
-            (
+            _block(
+                "model",
+                "4. Model level (the learned model only)",
+                [
+                    "At states visited by the deployed agent, an upper bound on the probability that the task "
+                    "policy violates within H steps under the learned model, from m latent traces per state. It is "
+                    "not a statement about the real environment."
+                ],
+            ),
+            _block(
+                "not",
                 "Not certified",
-                "Nothing is certified before `ambs-verify certify` has written a certificate; the "
-                "training curves below are descriptive.",
+                [
+                    "Nothing is certified before `ambs-verify certify` has written a certificate; the training "
+                    "curves below are descriptive."
+                ],
             ),
         ]
     d = latest
-    sound = "a sound bound" if d["model_sound"] else "NOT a sound bound (approximate coverage only)"
+    p_max, step = d["p_max"], d["step"]
     out = []
-    if d["model_available"]:
-        text = (
-            f"At each of the {d['model_states']} states visited by the shielded policy at step {d['step']}, the "
-            f"probability that the task policy violates the specification within {d['model_h']} steps, computed "
-            f"in the learned world model from {d['model_m']} latent traces per state, is at most "
-            f"{d['model_upper_max']} (the largest upper bound over the states). The bounds hold simultaneously at "
-            f"confidence {d['model_conf']} by a union bound (δ per state {d['model_delta_per_state']}; estimator "
-            f"{d['model_estimator']}, {sound}). If the learned model is wrong, so may be these probabilities: this "
-            "is not a real-world guarantee."
-        )
-        out.append(("Model level (about the learned model, not the real environment)", text))
+    if d["deployed_available"]:
+        paragraphs = [
+            f"Which agent: {d['agent']} at checkpoint step {step} of task {d['task']}, run as a user deploys it "
+            f"({d['deployed_policy']}).",
+            f"How: {d['dep_states']} audited states were drawn uniformly from the states this agent visited in its "
+            f"evaluation episodes. At each one the simulator and the agent's memory were restored and the agent was "
+            f"run for real {d['dep_rollouts']} times for {d['dep_h']} steps (rollouts: {d['dep_rule']}). Each state "
+            f"gets a two-sided Clopper-Pearson interval [lower, upper] on its probability of violating within "
+            f"{d['dep_h']} steps, half of the state's δ ({d['dep_delta_per_state']}) on each side.",
+            f"Result: the observed p_real ranges over {d['dep_p_range']}; the largest upper bound is "
+            f"{d['dep_upper_max']} and the largest lower bound {d['dep_lower_max']}, against p_max = {p_max} "
+            f"({d['dep_upper_above']} states with upper bound above p_max, {d['dep_lower_above']} with lower bound "
+            f"above it). The rule: pass when every upper bound is ≤ p_max, fail when some lower bound is > p_max, "
+            f"inconclusive otherwise. Verdict: {d['verdict']['status']}, because {d['verdict']['reason']}.",
+            "Scope: the bounds hold at the audited states, each for a fresh H-step run from that state; they are not "
+            "a bound over every state the agent may reach. Whole episodes are the next part.",
+        ]
     else:
-        out.append(("Model level", f"Not available at step {d['step']}: {d['model_reason']}"))
+        paragraphs = [
+            f"Which agent: {d['agent']} at checkpoint step {step} of task {d['task']}.",
+            f"Not audited: {d['deployed_reason']}. The certificate therefore makes no claim about the deployed "
+            f"agent's probability of violating, and the verdict is {d['verdict']['status']}, because "
+            f"{d['verdict']['reason']}.",
+        ]
+    out.append(_block("deployed", "1. The deployed agent (the verdict rests on this)", paragraphs, d["statement"]))
     if d["n"]:
         text = (
-            f"{d['k']} of {d['n']} evaluation episodes of the shielded policy had at least one violation. If the "
-            "episodes are independent and identically distributed, the probability that an episode has a "
-            f"violation is at most {d['real_upper']} at confidence {d['real_conf']} (Clopper-Pearson). This is a "
-            "per-episode probability for this policy, task and episode distribution; it says nothing about other "
-            "conditions."
+            f"{d['k']} of {d['n']} evaluation episodes of the deployed agent had at least one violation. If the "
+            "episodes are independent and identically distributed (i.i.d.), the probability that an episode has a "
+            f"violation is at most {d['real_upper']} at confidence {d['real_conf']} on its own (Clopper-Pearson; "
+            "jointly with the other bounds, see the δ ledger). This is a "
+            "per-episode probability for this agent, task and episode distribution; it says nothing about other "
+            "conditions, and the verdict does not use it."
         )
-        out.append(("Real level (real environment, i.i.d. episodes)", text))
     else:
-        text = "No evaluation episodes were run, so nothing is certified about the real environment."
-        out.append(("Real level", text))
+        text = "No evaluation episodes were run, so nothing is certified about whole episodes."
+    out.append(_block("real", "2. Real evaluation episodes", [text]))
     if d["audit_available"]:
         text = (
-            f"At {d['audit_states']} audited states, {d['audit_rollouts']} real rollouts of {d['audit_h']} steps "
-            f"each from restored simulator snapshots bound |p_real − p_model| by at most {d['audit_error_max']}, "
-            f"and P_real(violation within {d['audit_h']} steps) by at most {d['audit_real_upper_max']} there, at "
-            f"confidence {d['audit_conf']}. Nothing is measured at states that were not audited."
+            "The shield decides with the learned model's estimate of how likely the task policy is to violate. At "
+            f"the same {d['audit_states']} audited states, the {d['audit_policy']} was rolled out for real "
+            f"{d['audit_rollouts']} times for {d['audit_h']} steps and compared with the model's estimate p_model "
+            f"for it: |p_real − p_model| is at most {d['audit_error_max']} at every audited state, and the task "
+            f"policy's real probability of violating within {d['audit_h']} steps is at most "
+            f"{d['audit_real_upper_max']} there, at confidence {d['audit_conf']} for this part on its own. This is "
+            "the model-error term of "
+            "AMBS Theorem 2, measured at these states. Nothing is measured at states that were not audited, and "
+            "these numbers are about the task policy, not the deployed agent."
         )
-        out.append(("Audit (model error, measured at audited states only)", text))
     else:
-        out.append(("Audit", f"Not available: {d['audit_reason']}. The model's error is therefore not measured."))
+        text = (
+            f"Not available: {d['audit_reason']}. The model's error is therefore not measured, and the shield's "
+            "estimates are unchecked."
+        )
+    out.append(_block("audit", "3. Shield accuracy (audit of the learned model)", [text]))
+    if d["model_available"]:
+        sound = "a sound bound" if d["model_sound"] else "NOT a sound bound (approximate coverage only)"
+        paragraphs = [
+            f"Policy: {d['model_policy']}. At each of {d['model_states']} states sampled from those the deployed "
+            "agent visited, "
+            f"the probability of the violation event below within {d['model_h']} imagined steps, computed in the "
+            f"learned world model from {d['model_m']} latent traces per state, is at most {d['model_upper_max']} "
+            f"(the largest upper bound over the states), at confidence {d['model_conf']} for this part on its own, "
+            f"by a union bound over the states (δ per "
+            f"state {d['model_delta_per_state']}; estimator {d['model_estimator']}, {sound}).",
+            f"The event: {d['model_event']}.",
+            "If the learned model is wrong, so may be these probabilities: this is not a real-world guarantee.",
+        ]
+    else:
+        paragraphs = [f"Not available at step {step}: {d['model_reason']}"]
+    out.append(_block("model", "4. Model level (the learned model only)", paragraphs))
+    ledger = d["ledger"]
     text = (
-        f"Against the specification {d['spec']['text']} with total δ = {d['delta']['total']} "
-        f"({d['delta']['model']} model + {d['delta']['real']} real + {d['delta']['audit']} audit, "
-        f"{d['delta']['method']}): {d['verdict']['status']} ({d['verdict']['reason']})."
+        f"All {ledger['bounds']} bounds of this certificate (the parts above, listed below) hold jointly with "
+        f"probability ≥ {d['confidence']} "
+        f"(= 1 − δ, δ = {d['delta']['total']}; spent {ledger['spent']}). Shares of δ: {d['shares']}. "
+        f"Method: {d['delta_method']}."
     )
-    out.append(("Verdict", text))
+    out.append(_block("ledger", "δ ledger: every bound in this certificate", [text], ledger=ledger))
     text = (
-        "States the policy did not visit, other checkpoints than the certified one, other tasks or environment "
-        "settings, and the training curves in this report, which are descriptive."
+        "States that were not audited, other checkpoints than the certified one, other tasks or environment "
+        "settings, the learned model's predictions taken as facts about the world, and the training curves in "
+        "this report, which are descriptive."
     )
-    out.append(("Not certified", text))
+    out.append(_block("not", "Not certified", [text]))
     return out
 
 
@@ -518,6 +787,7 @@ def _context(run: RunDir) -> dict[str, Any]:
         ("run directory", str(run.path)),
         ("task", str(prov.get("task") or config.get("task", "n/a"))),
         ("agent", str(prov.get("agent") or config.get("agent", "n/a"))),
+        ("certified agent (latest certificate)", _agent_name(latest_doc) if latest_doc else "none yet"),
         ("seed", str(prov.get("seed", config.get("seed", "n/a")))),
         (f"config sha256 ({config_hash_note})", config_hash),
         ("checkpoints on disk", ", ".join(map(str, run.checkpoint_steps())) or "none"),
@@ -528,26 +798,37 @@ def _context(run: RunDir) -> dict[str, Any]:
     # The histogram and the audit plot use the newest certificate that has the data.
     with_model = [c for c in certs if c["doc"]["model"]["available"] and c["doc"]["model"]["p_hat"]]
     with_audit = [c for c in certs if c["doc"]["audit"]["available"] and c["doc"]["audit"]["p_model"]]
+    with_deployed = [c for c in certs if c["doc"]["deployed"]["available"] and c["doc"]["deployed"]["p_real"]]
     plots = [
         (
+            "deployed",
+            "Deployed agent at each audited state (the verdict's evidence)",
+            plot_deployed(with_deployed[-1]) if with_deployed else None,
+            "Each point is an audited state: the deployed agent's observed violation frequency over its real "
+            "rollouts, with the two-sided Clopper-Pearson interval [lower, upper]. The verdict passes when every "
+            "upper end is at or below the dashed p_max line, and fails when some lower end is above it.",
+        ),
+        (
             "model-bounds",
-            "Model-level bounds across checkpoints",
+            "Model level across checkpoints (learned model only)",
             plot_model_bounds(certs) if certs else None,
-            "About the learned model only: the upper bound holds at visited states, simultaneously, at the confidence "
-            "shown in each certificate.",
+            "About the learned model only, for the task policy: the upper bound holds at visited states, "
+            "simultaneously, at the confidence shown in each certificate. Not a real-world probability.",
         ),
         (
             "p-hat-histogram",
-            "Model-level p̂ over visited states",
+            "Model level: p̂ over visited states (learned model only)",
             plot_p_hat_histogram(with_model[-1]) if with_model else None,
             "Distribution over visited states of the estimated violation probability under the learned model.",
         ),
         (
             "audit",
-            "Audit: predicted against real",
+            "Shield accuracy: the model's estimate against real rollouts",
             plot_audit(with_audit[-1]) if with_audit else None,
-            "Each point is an audited state: the model's prediction against real rollouts from a restored simulator "
-            "snapshot; the bar is the bound on |p_real − p_model| at that state.",
+            "Each point is an audited state: the learned model's estimate for the task policy (which the shield "
+            "uses) against the task policy's real rollouts from a restored simulator snapshot; the bar is the bound "
+            "on |p_real − p_model| at that state. Points near the diagonal mean the shield's estimates can be "
+            "trusted there.",
         ),
         (
             "violations",
@@ -594,7 +875,8 @@ def _environment():
 
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("ambs_verify.reports", "templates"),
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        # The HTML template is report.html.j2: escape by its full suffix (a plain "html" would never match).
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
