@@ -87,14 +87,24 @@ def test_cli_trains_logs_and_checkpoints(agent, extra, tmp_path, monkeypatch, ca
     assert run_dir.checkpoint_steps() == [100, 200] and run_dir.read_config()["agent"] == agent
     manifest = Checkpointer(run_dir.checkpoints_dir).verify(200)
     assert any(name.startswith("state/") for name in manifest["files"]) and "files/driver.pkl" in manifest["files"]
-    if agent == "dqn":  # certify: the real-environment section works; the model-level parts say they do not apply
+    if agent == "dqn":  # certify: the real episodes and the deployed agent's audit work; the model parts do not apply
         cert_args = ["certify", str(logdir), "--episodes", "3", "--spec", "H=5,p<=0.5", "--no-progress"]
         code, out, err = run(cert_args, monkeypatch, capsys)
         assert code == 0, err
         doc = json.loads((logdir / "certificates" / "200.json").read_text())
         assert doc["real"]["episodes"] == 3 and doc["real"]["upper"] is not None
         assert not doc["model"]["available"] and "no world model" in doc["model"]["reason"]
-        assert not doc["audit"]["available"] and doc["verdict"]["status"] == "inconclusive"
+        assert not doc["audit"]["available"] and "no model-level estimate" in doc["audit"]["reason"]
+        deployed = doc["deployed"]
+        assert deployed["available"] and "evaluation policy" in deployed["policy"] and deployed["states"] > 0
+        expected = (
+            "fail"
+            if deployed["summary"]["lower_max"] > 0.5
+            else "pass"
+            if deployed["summary"]["upper_max"] <= 0.5
+            else "inconclusive"
+        )
+        assert doc["verdict"]["status"] == expected
 
 
 def _metrics_without_time(logdir):

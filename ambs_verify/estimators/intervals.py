@@ -9,6 +9,13 @@ Soundness (``Method.sound``) means guaranteed coverage ``>= 1 - delta`` for ever
 the test-suite checks it exactly by summing the binomial pmf. Wilson, Agresti-Coull and Jeffreys are
 approximate: their coverage dips below ``1 - delta`` for some ``(p, m)``, so they are never used for
 certificates.
+
+Rounding goes outward for the sound methods: an upper bound is never below the exact value of its formula
+and a lower bound never above it. Each bound is widened by a relative slack that covers its measured (and,
+for the closed forms and KL, counted) float64 rounding error, then moved one more ulp outward with
+``np.nextafter`` and clipped to [0, 1]; values that are exactly 1 or 0 by construction (the upper bound at
+``k = m``, the lower at ``k = 0``) stay exact. ``tests/test_rounding.py`` checks this against 50-digit
+references at the points where rounding used to make the bounds optimistic.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 from statsmodels.stats.proportion import proportion_confint
 
 from .errors import EstimatorInputError
@@ -25,8 +32,25 @@ from .records import Interval, scalar_or_array
 
 SIDES = ("upper", "lower", "two-sided")
 
-# Bisection on [0, 1] halves the bracket each step; 64 steps take it below float64 resolution.
+# Bisection halves the bracket each step; 64 steps take it below float64 resolution.
 _BISECTION_STEPS = 64
+
+_EPS = float(np.finfo(np.float64).eps)
+# Relative slacks for outward rounding, in units of eps (the ulp added by np.nextafter comes on top).
+# - Hoeffding: ``k/m + sqrt(-log(delta) / (2m))`` has at most ~1.6 eps relative rounding error (counting
+#   operations; numpy's log is within 0.55 eps, measured).
+_HOEFFDING_SLACK_EPS = 4.0
+# - Empirical Bernstein: at most ~4 eps, counting operations the same way.
+_BERNSTEIN_SLACK_EPS = 8.0
+# - KL: a point is excluded only if the computed m*KL exceeds ln(1/delta) by this many eps times the terms'
+#   magnitudes; counting roundings bounds the computed sum's error by ~2.3 eps of them (see _m_kl_terms).
+_KL_SLACK_EPS = 8.0
+# - Clopper-Pearson: scipy's Beta quantiles (Boost's ibeta_inv) are not correctly rounded, and their error
+#   grows with m. Against exact binomial sums (50 digits, 1e4 random points with m <= 1e9 and
+#   1e-12 <= delta <= 0.999) the optimistic error stayed within 2.4 (1 + m) eps relative, both sides (worst
+#   at m ~ 10..70; ~0.1 (1 + m) eps for m >= 1e3). The slack is 8 (1 + m) eps: 1.8e-13 relative at m = 100,
+#   1.8e-11 at m = 10**4.
+_CP_SLACK_EPS_PER_SAMPLE = 8.0
 
 UpperFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
@@ -49,8 +73,22 @@ class Method:
         # Nothing can be excluded beyond the observed extremes: upper is 1 at k = m, lower is 0 at k = 0.
         if side == "upper":
             return np.where(np.asarray(k) >= m, 1.0, self.upper(k, m, delta))
-        own_lower = self.lower(k, m, delta) if self.lower is not None else 1.0 - self.upper(m - k, m, delta)
+        if self.lower is not None:
+            own_lower = self.lower(k, m, delta)
+        else:
+            # The mirrored upper bound already rounds outward; one ulp down covers the subtraction's rounding.
+            own_lower = _round_down(1.0 - self.upper(m - k, m, delta))
         return np.where(np.asarray(k) <= 0, 0.0, own_lower)
+
+
+def _round_up(bound: np.ndarray, rel_slack: float = 0.0) -> np.ndarray:
+    """Widen an upper bound by ``rel_slack`` relative, then one ulp up; clipped to 1 (which stays exact)."""
+    return np.minimum(1.0, np.nextafter(bound * (1.0 + rel_slack), np.inf))
+
+
+def _round_down(bound: np.ndarray, rel_slack: float = 0.0) -> np.ndarray:
+    """Widen a lower bound by ``rel_slack`` relative, then one ulp down; clipped to 0 (which stays exact)."""
+    return np.maximum(0.0, np.nextafter(bound * (1.0 - rel_slack), -np.inf))
 
 
 def _float_arrays(*arrays) -> list[np.ndarray]:
@@ -69,10 +107,12 @@ def hoeffding_upper(k, m, delta):
     Notes
     -----
     Distribution-free and the basis of AMBS's sample-size theorems, but loose when p is near 0 or 1: at
-    m = 512, k = 0, delta = 0.01 it gives 0.067 where Clopper-Pearson gives 0.00895.
+    m = 512, k = 0, delta = 0.01 it gives 0.067 where Clopper-Pearson gives 0.00895. Rounded outward by
+    4 eps relative plus one ulp. ``-log(delta)``, not ``log(1/delta)``: near delta = 1 the rounding of
+    ``1/delta`` would be a large relative error of the small logarithm.
     """
     k, m, delta = _float_arrays(k, m, delta)
-    return np.minimum(1.0, k / m + np.sqrt(np.log(1.0 / delta) / (2.0 * m)))
+    return _round_up(k / m + np.sqrt(-np.log(delta) / (2.0 * m)), _HOEFFDING_SLACK_EPS * _EPS)
 
 
 def bernoulli_kl(p, q):
@@ -81,26 +121,48 @@ def bernoulli_kl(p, q):
     return special.rel_entr(p, q) + special.rel_entr(1.0 - p, 1.0 - q)
 
 
+def _m_kl_terms(k, m, p, q):
+    """The two terms of ``m * KL(p || q)`` for ``p = k/m``, each without cancellation (0 log 0 = 0).
+
+    ``k log1p((p - q)/q) + (m - k) log1p((q - p)/(1 - q))``: a rounded ratio ``(1-p)/(1-q)`` next to 1 would
+    lose the small KL at large m (4e-9 relative at m = 8.5e8), while ``log1p`` of the relative gap keeps it.
+    Rounding error of the sum, counting operations: the rounding of p cancels to first order (p maximises
+    the expression over p), the other argument roundings add at most 2.5 eps of the second term's magnitude
+    (it is at least ``m (q - p)``), and numpy's ``log1p`` is within 0.55 eps (measured); near the bound,
+    where the second term is about half of ``|t_k| + |t_rest| + ln(1/delta)``, that is ~2.3 eps of the sum.
+    """
+    t_k = k * np.log1p(np.where(k > 0, (p - q) / q, 0.0))
+    t_rest = np.where(m > k, (m - k) * np.log1p((q - p) / (1.0 - q)), 0.0)
+    return t_k, t_rest
+
+
 def kl_chernoff_upper(k, m, delta):
     """KL-Chernoff: the largest q >= p_hat with ``m * KL(p_hat || q) <= ln(1/delta)``. Sound for every p.
 
     Notes
     -----
-    Chernoff's bound ``P(p_hat <= x) <= exp(-m KL(x || p))`` for ``x <= p`` inverted exactly by bisection
-    (64 halvings, the upper end of the final bracket is returned, so rounding never makes it optimistic).
-    At k = 0 it equals Clopper-Pearson, ``1 - delta**(1/m)``; elsewhere it lies between Clopper-Pearson and
-    Hoeffding (Pinsker's inequality gives KL >= 2 (q - p)^2).
+    Chernoff's bound ``P(p_hat <= x) <= exp(-m KL(x || p))`` for ``x <= p`` inverted by bisection (64
+    halvings of ``[p_hat, Hoeffding bound]``, which contains the root because Pinsker's inequality gives
+    KL >= 2 (q - p)^2). A point is excluded only if the computed ``m KL`` exceeds ``ln(1/delta)`` by more
+    than its rounding error (8 eps of the magnitudes, see ``_m_kl_terms``) and the upper end of the final
+    bracket is returned, one ulp up: rounding never makes it optimistic. At k = 0 it equals
+    Clopper-Pearson, ``1 - delta**(1/m)``; elsewhere it lies between Clopper-Pearson and Hoeffding.
     """
     k, m, delta = _float_arrays(k, m, delta)
     p_hat = k / m
-    budget = np.log(1.0 / delta) / m
-    lo, hi = p_hat.copy(), np.ones_like(p_hat)
-    for _ in range(_BISECTION_STEPS):
-        mid = 0.5 * (lo + hi)
-        inside = bernoulli_kl(p_hat, mid) <= budget
-        lo = np.where(inside, mid, lo)
-        hi = np.where(inside, hi, mid)
-    return np.where(p_hat >= 1.0, 1.0, hi)
+    budget = -np.log(delta)
+    slack = _KL_SLACK_EPS * _EPS
+    lo, hi = p_hat.copy(), hoeffding_upper(k, m, delta)
+    # mid = 1 (at p_hat = 1, or a bracket collapsed onto 1) makes the sum NaN: compared False, "not excluded",
+    # which errs on the conservative side.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for _ in range(_BISECTION_STEPS):
+            mid = 0.5 * (lo + hi)
+            t_k, t_rest = _m_kl_terms(k, m, p_hat, mid)
+            excluded = (t_k + t_rest) - slack * (np.abs(t_k) + np.abs(t_rest) + budget) > budget
+            lo = np.where(excluded, lo, mid)
+            hi = np.where(excluded, mid, hi)
+    return np.where(p_hat >= 1.0, 1.0, _round_up(hi))
 
 
 def clopper_pearson_upper(k, m, delta):
@@ -109,12 +171,31 @@ def clopper_pearson_upper(k, m, delta):
     Notes
     -----
     The tightest bound that is guaranteed for every p: it inverts the binomial test itself, so its coverage
-    is ``>= 1 - delta`` exactly (and conservative because the binomial is discrete).
+    is ``>= 1 - delta`` exactly (and conservative because the binomial is discrete). Computed as the upper
+    tail's inverse (``betainccinv(k + 1, m - k, delta)``: ``beta.ppf(1 - delta)`` would lose delta's digits
+    to the rounding of ``1 - delta``, 3.5e-9 relative at delta = 1e-10) and widened by ``8 (1 + m) eps``
+    relative, which covers scipy's measured error (see ``_CP_SLACK_EPS_PER_SAMPLE``), plus one ulp.
     """
     k, m, delta = _float_arrays(k, m, delta)
     full = k >= m
     safe_b = np.where(full, 1.0, m - k)
-    return np.where(full, 1.0, stats.beta.ppf(1.0 - delta, k + 1.0, safe_b))
+    quantile = special.betainccinv(k + 1.0, safe_b, delta)
+    return np.where(full, 1.0, _round_up(quantile, _CP_SLACK_EPS_PER_SAMPLE * (1.0 + m) * _EPS))
+
+
+def clopper_pearson_lower(k, m, delta):
+    """Clopper-Pearson lower bound: the ``delta`` quantile of Beta(k, m - k + 1); 0 at k = 0.
+
+    Notes
+    -----
+    Computed directly rather than as ``1 - upper(m - k)``, whose subtraction keeps only absolute accuracy
+    (small lower bounds came out up to 2.7e-8 relative too high at k = 1, m = 1000), and widened downward
+    like :func:`clopper_pearson_upper`.
+    """
+    k, m, delta = _float_arrays(k, m, delta)
+    empty = k <= 0
+    quantile = special.betaincinv(np.where(empty, 1.0, k), m - k + 1.0, delta)
+    return np.where(empty, 0.0, _round_down(quantile, _CP_SLACK_EPS_PER_SAMPLE * (1.0 + m) * _EPS))
 
 
 def empirical_bernstein_upper(k, m, delta):
@@ -130,12 +211,12 @@ def empirical_bernstein_upper(k, m, delta):
     by the test-suite); it is offered because it generalises to bounded non-binary scores.
     """
     k, m, delta = _float_arrays(k, m, delta)
-    p_hat = k / m
     m1 = np.maximum(m - 1.0, 1.0)
     log_term = np.log(2.0 / delta)
-    variance = m * p_hat * (1.0 - p_hat) / m1
-    bound = p_hat + np.sqrt(2.0 * variance * log_term / m) + 7.0 * log_term / (3.0 * m1)
-    return np.where(m < 2, 1.0, np.minimum(1.0, bound))
+    # k (m - k) rather than m p (1 - p): 1 - p would cancel for p near 1.
+    variance = k * (m - k) / (m * m1)
+    bound = k / m + np.sqrt(2.0 * variance * log_term / m) + 7.0 * log_term / (3.0 * m1)
+    return np.where(m < 2, 1.0, _round_up(bound, _BERNSTEIN_SLACK_EPS * _EPS))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -170,7 +251,13 @@ METHODS: dict[str, Method] = {
     for m in (
         Method("hoeffding", True, "Hoeffding's inequality (AMBS Theorem 1)", hoeffding_upper),
         Method("kl", True, "KL-Chernoff, exact inversion of m·KL(p̂‖q) = ln(1/δ)", kl_chernoff_upper),
-        Method("clopper-pearson", True, "Clopper-Pearson exact binomial (scipy)", clopper_pearson_upper),
+        Method(
+            "clopper-pearson",
+            True,
+            "Clopper-Pearson exact binomial (scipy)",
+            clopper_pearson_upper,
+            clopper_pearson_lower,
+        ),
         Method("bernstein", True, "empirical Bernstein (Maurer & Pontil 2009)", empirical_bernstein_upper),
         _approximate("wilson", "wilson", "Wilson score (statsmodels); approximate, not sound"),
         _approximate("agresti-coull", "agresti_coull", "Agresti-Coull (statsmodels); approximate, not sound"),

@@ -14,9 +14,12 @@ under ``jit`` and ``vmap`` and in both float32 (the shield's default) and float6
 
 They agree with the numpy references to 1e-6 absolute for ``1 <= m <= 10**4``, integer ``0 <= k <= m`` and
 ``1e-6 <= delta <= 0.5`` in float32 and float64 (``tests/test_jax_bounds.py`` checks exactly that range;
-measured float32 errors are <= 6e-7), and they round outward: each adds a slack of a few eps against its
-own rounding error, so in float32 too the result was never below the float64 reference in any check (see
-each function's Notes for how far that is a guarantee).
+measured float32 errors are <= 6e-7), and they round outward: each adds a slack sized to its own rounding
+error, including XLA's measured ``log`` and ``log1p`` errors (float64 ``log1p`` is off by up to 120 eps on
+part of its range), so in neither precision was a result below the exact value in any check
+(``tests/test_rounding.py`` holds the worst cases against 50-digit references; see each function's Notes
+for how far that is a guarantee). Past ``m = 10**4`` :func:`clopper_pearson_upper` returns the KL-Chernoff
+bound, which is sound but looser.
 
 Inputs are not validated (a jitted function cannot raise on values): outside ``0 <= k <= m``, ``m >= 1``,
 ``0 < delta < 1`` the results are unspecified. Validate with ``intervals.validate_counts`` outside jit.
@@ -51,18 +54,30 @@ _STEPS = {np.dtype(np.float32): 32, np.dtype(np.float64): 64}
 # and 4e-7 at m = 10**5. Each element stops updating once it has converged.
 _CF_TERMS = 160
 
-# Outward rounding, in units of the dtype's eps (the measured float32 errors that these absorb are in the
-# function Notes and in tests/test_jax_bounds.py):
+# Outward rounding, in units of the dtype's eps. XLA's elementary functions set the sizes; measured on XLA:CPU
+# (jaxlib 0.10.2) against 50-digit ``decimal`` values (float64: 3e5 points; float32: 8e6 points against numpy):
+#   float32  log1p <= 1.75 eps relative, log <= 1.02 eps;
+#   float64  log <= 0.5 eps; log1p <= 1.4 eps except for x in [-0.4143, -0.345], just inside the edge
+#            -(sqrt(2) - 1) of the range where XLA evaluates a polynomial: there it errs by 3 eps at x = -0.36
+#            and climbs to 120 eps at x = -0.41421 (always upward, so m*KL comes out too large).
+# KL's ``log1p((p - q)/q)`` lands in that interval whenever the bound q is ~1.7 k/m, e.g. k = 21, m = 64.
 # - KL: a point is excluded only if the computed m*KL exceeds ln(1/delta) by more than this many eps times
-#   the magnitudes summed (|k log(p/q)| + |(m-k) log((1-p)/(1-q))| + ln(1/delta)), which bounds the sum's
-#   rounding error to first order (measured raw deficit: 0.6 eps), so rounding cannot exclude a point below
-#   the exact bound.
-_KL_SLACK_EPS = 2.0
-# - Clopper-Pearson: the computed cdf's rounding moved the root by at most 1.6 eps (measured) in absolute
-#   terms, independent of m (pmf, continued fraction and p = k/m errors all scale so); the bound adds 3 eps.
-_CP_MARGIN_EPS = 3.0
+#   the magnitudes summed (|k log(p/q)| + |(m-k) log((1-p)/(1-q))| + ln(1/delta)). Counting roundings,
+#   the sum's error is at most (L + 1.75 eps) of that, L being log1p's relative error (the rounding of p
+#   cancels to first order; the other argument errors are bounded by |t_rest|): 3.5 eps in float32, 122 eps
+#   in float64. Measured raw errors near the bound: 1.3 eps (float32), 51 eps (float64). Slack: 4 and 256 eps.
+_KL_SLACK_EPS = {np.dtype(np.float32): 4.0, np.dtype(np.float64): 256.0}
+# - Clopper-Pearson: the computed cdf's rounding moves the root by at most 1.6 eps in float32 (measured over
+#   8e5 random points, in absolute terms and independent of m: pmf, continued fraction and p = k/m errors all
+#   scale so) and, in float64, by up to 18 eps where log1p's bad interval enters the pmf (measured against
+#   exact binomial sums over 2e4 points with m <= 10**4). Margins: 3 eps (float32) and 64 eps (float64).
+_CP_MARGIN_EPS = {np.dtype(np.float32): 3.0, np.dtype(np.float64): 64.0}
 # - Hoeffding: a few elementary operations, relative error <= ~1.75 eps; the bound is scaled by 1 + 3 eps.
 _HOEFFDING_SLACK_EPS = 3.0
+
+# Clopper-Pearson is computed for m <= this; past it the continued fraction's term cap bites (it needs
+# O(sqrt(m)) terms near the mean; float32 was 1.7e-6 optimistic at m = 3e5) and KL-Chernoff stands in.
+_CP_M_MAX = 10_000
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -179,19 +194,23 @@ def kl_upper(k, m, delta):
     ``jax.lax.fori_loop``; the upper end of the final bracket is returned, so the bisection itself never
     rounds inward. ``m KL`` is computed as ``k log1p((p-q)/q) + (m-k) log1p((q-p)/(1-q))`` (no cancelling
     ratio near 1; ``0 log 0 = 0``), and a point is excluded only when it exceeds ``ln(1/delta)`` by more than
-    2 eps times the magnitudes summed, which bounds the rounding error of that sum. Float32 is therefore
-    conservative up to that error model -- a first-order analysis, not a machine-checked proof -- and was
-    never below the float64 reference in any check (dense grid plus 8e5 random points). At ``k = 0`` it
-    equals ``1 - delta**(1/m)``.
+    a slack times the magnitudes summed: 4 eps in float32, 256 eps in float64. Counting roundings bounds the
+    sum's error by XLA's ``log1p`` error plus 1.75 eps of those magnitudes: 3.5 eps in float32 and 122 eps
+    in float64, where XLA's ``log1p`` errs by up to 120 eps for arguments near -0.414, i.e. bounds near
+    1.7 k/m (the previous 2-eps slack left ``kl_upper(21., 64., 0.001)`` 4.2e-15 below exact). Both
+    precisions are therefore conservative up to that error model -- a first-order analysis with measured
+    elementary-function errors, not a machine-checked proof -- and no result was below the exact value in
+    any check (random points against 50-digit references, dense grids against the numpy reference). At
+    ``k = 0`` it equals ``1 - delta**(1/m)``.
 
     Accuracy: within 1e-6 absolute of ``intervals.kl_chernoff_upper`` for ``1 <= m <= 10**4``, ``0 <= k <= m``
-    and ``1e-6 <= delta <= 0.5``, in float32 (measured max error 3.0e-7, all of it on the conservative side)
-    and float64 (5e-15). Nothing in the formulation degrades with m; the range is what is tested. Fractional
+    and ``1e-6 <= delta <= 0.5``, in float32 (measured max error 4.4e-7, all of it on the conservative side)
+    and float64 (5e-14). Nothing in the formulation degrades with m; the range is what is tested. Fractional
     ``k`` (planning at an expected proportion) works too.
     """
     k, m, delta, dtype = _prepare(k, m, delta)
     budget = -jnp.log(delta)
-    slack = _KL_SLACK_EPS * _eps(dtype)
+    slack = _KL_SLACK_EPS[np.dtype(dtype)] * _eps(dtype)
 
     def excluded(q):
         t_k, t_rest = _m_kl_terms(k, m, q)
@@ -322,26 +341,44 @@ def clopper_pearson_upper(k, m, delta):
     Rounding: the float32 cdf's rounding error moves the computed root by up to 1.6 eps (1.9e-7) either
     way, in absolute terms and independently of m (measured over 8e5 random points; cancellation near the
     mean inside the continued fraction rules out a useful a-priori bound). The result therefore adds 3 eps
-    (3.6e-7 in float32) to the bracket's upper end and was never below the float64 reference in any check
-    (dense grid plus 8e5 random points) -- but in float32 that is an empirical margin of ~1.9x, not a proof.
-    In float64 the margin is 6.7e-16 and the result matches the closed form at k = 0 to 1e-14 (scipy's
-    ``beta.ppf``: ~2e-13).
+    (3.6e-7 in float32) to the bracket's upper end and was never below the exact value in any check (dense
+    grid plus 8e5 random points against the float64 reference, 1.4e4 points against exact binomial sums)
+    -- but in float32 that is an empirical margin of ~1.9x, not a proof. In float64, XLA's ``log1p`` error
+    near -0.414 (see :func:`kl_upper`) enters the pmf and moved the root by up to 18 eps (4e-15) downward
+    (measured against exact binomial sums over 2e4 points with m <= 10**4), so the float64 margin is 64 eps
+    (1.4e-14); the result matches the closed form at k = 0 to 2e-14.
+
+    Range: the continued fraction needs O(sqrt(m)) terms near the mean, so past ``m = 10**4`` its 160-term
+    cap bites (float32 came out 1.7e-6 below exact at m = 3e5, k = 220669, delta = 0.5). There, elementwise,
+    the result is :func:`kl_upper` instead: Chernoff's inequality ``P(Bin(m, q) <= k) <= exp(-m KL(k/m || q))``
+    for ``q >= k/m`` puts the binomial cdf at the KL bound at or below delta, so KL-Chernoff is never below
+    Clopper-Pearson. It is sound but looser (by ~1e-3 at m = 3e5, delta = 0.5 near the mean).
 
     Accuracy: within 1e-6 absolute of ``intervals.clopper_pearson_upper`` for ``1 <= m <= 10**4``, integer
     ``0 <= k <= m`` and ``1e-6 <= delta <= 0.5``: measured max error 5.9e-7 in float32 (margin included,
-    all of it on the conservative side), 1.3e-12 in float64. The only m-dependent part is the length cap
-    of the continued fraction: near the mean it needs O(sqrt(m)) terms, so past ``m = 10**4`` the cap starts
-    to bite (float64 error 4e-7 at m = 10**5, measured on a coarse grid); that range is not covered. It
-    costs ~15x :func:`kl_upper` (``benchmarks/jax_bounds.py``): prefer KL inside the shield.
+    all of it on the conservative side); in float64 the difference is the reference's own outward widening
+    (up to 1.8e-11 at m = 10**4). It costs ~15x :func:`kl_upper` (``benchmarks/jax_bounds.py``): prefer KL
+    inside the shield.
     """
     k, m, delta, dtype = _prepare(k, m, delta)
     full = k >= m
-    k_safe = jnp.where(full, m - 1.0, k)  # keeps the unused k = m branch finite
+    beyond = m > _CP_M_MAX
+    # Elements whose cdf result is unused get the trivial count k = 0, m = 1: finite (k < m) and converged at
+    # once, so they do not keep the continued fraction's while_loop running.
+    k_cdf = jnp.where(full | beyond, 0.0, k)
+    m_cdf = jnp.where(beyond, 1.0, m)
 
     def excluded(q):
         # A NaN compares False, i.e. "not excluded", which errs on the conservative side.
-        return _binom_cdf(k_safe, m, q) < delta
+        return _binom_cdf(k_cdf, m_cdf, q) < delta
 
     hi = _bisect(excluded, jnp.zeros_like(k), jnp.ones_like(k), _STEPS[np.dtype(dtype)])
-    hi = jnp.minimum(1.0, hi + _CP_MARGIN_EPS * _eps(dtype))
-    return jnp.where(full, 1.0, hi).astype(dtype)
+    hi = jnp.minimum(1.0, hi + _CP_MARGIN_EPS[np.dtype(dtype)] * _eps(dtype))
+    bound = jnp.where(full, 1.0, hi)
+
+    def with_kl():
+        # Past m = 10**4: the KL-Chernoff bound, which is never below Clopper-Pearson (see the Notes).
+        return jnp.where(beyond, kl_upper(k, m, delta), bound)
+
+    # lax.cond so that batches inside the range skip KL (under vmap it becomes a select: still correct).
+    return jax.lax.cond(jnp.any(beyond), with_kl, lambda: bound).astype(dtype)
