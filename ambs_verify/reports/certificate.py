@@ -173,6 +173,17 @@ def _non_finite(value: Any, path: list[Any]) -> tuple[list[Any], float] | None:
     return None
 
 
+def _per_state_lengths(name: str, part: Mapping[str, Any], keys: tuple[str, ...], unit: str = "audited state"):
+    """One problem per array of ``part`` whose length is not ``part["states"]``."""
+    states, wanted = part["states"], ", ".join(keys[:-1]) + f" and {keys[-1]}"
+    return [
+        f"field {name}.{key} has {len(part[key])} entries but {name}.states = {states} "
+        f"({wanted} need one entry per {unit})"
+        for key in keys
+        if len(part[key]) != states
+    ]
+
+
 def _consistency(doc: Mapping[str, Any]) -> list[str]:
     """What the schema cannot check: array lengths, counts within totals, bounds above estimates, the δ split."""
     problems: list[str] = []
@@ -199,12 +210,7 @@ def _consistency(doc: Mapping[str, Any]) -> list[str]:
             )
 
     states = model["states"]
-    for key in ("violations", "p_hat", "upper"):
-        if len(model[key]) != states:
-            problems.append(
-                f"field model.{key} has {len(model[key])} entries but model.states = {states} "
-                "(violations, p_hat and upper need one entry per state)"
-            )
+    problems += _per_state_lengths("model", model, ("violations", "p_hat", "upper"), "state")
     for i, k in enumerate(model["violations"]):
         if k > model["samples"]:
             problems.append(f"field model.violations[{i}] = {k} is above model.samples = {model['samples']}")
@@ -230,12 +236,7 @@ def _consistency(doc: Mapping[str, Any]) -> list[str]:
         problems.append(f"field real.upper = {real['upper']!r} is below real.p_hat = {real['p_hat']!r}")
 
     states = audit["states"]
-    for key in ("p_model", "p_real", "error_upper", "real_upper"):
-        if len(audit[key]) != states:
-            problems.append(
-                f"field audit.{key} has {len(audit[key])} entries but audit.states = {states} "
-                "(p_model, p_real, error_upper and real_upper need one entry per audited state)"
-            )
+    problems += _per_state_lengths("audit", audit, ("p_model", "p_real", "error_upper", "real_upper"))
     for i, (p, u) in enumerate(zip(audit["p_real"], audit["real_upper"], strict=False)):
         if u < p - _TOL:
             problems.append(f"field audit.real_upper[{i}] = {u!r} is below audit.p_real[{i}] = {p!r}")
@@ -246,13 +247,7 @@ def _consistency(doc: Mapping[str, Any]) -> list[str]:
             f"is above audit.states = {states}"
         )
 
-    states = deployed["states"]
-    for key in ("state_index", "violations", "p_real", "upper", "lower"):
-        if len(deployed[key]) != states:
-            problems.append(
-                f"field deployed.{key} has {len(deployed[key])} entries but deployed.states = {states} "
-                "(state_index, violations, p_real, upper and lower need one entry per audited state)"
-            )
+    problems += _per_state_lengths("deployed", deployed, ("state_index", "violations", "p_real", "upper", "lower"))
     for i, k in enumerate(deployed["violations"]):
         if k > deployed["rollouts"]:
             problems.append(f"field deployed.violations[{i}] = {k} is above deployed.rollouts = {deployed['rollouts']}")
