@@ -62,6 +62,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "jax.platform": ("cpu", "gpu", "cuda", "tpu"),
     "jax.precision": ("float32", "bfloat16", "float16"),
     "actor_grad": ("auto", "reinforce", "backprop"),
+    "decoder.vector_dist": ("symlog_mse", "onehot"),
     "safety_critic_type": ("td3vfunction", "vfunction"),
     "penl_critic_type": ("vfunction", "td3vfunction"),
     "twin_reduction": ("min", "max", "mean"),

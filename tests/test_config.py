@@ -63,7 +63,7 @@ def test_debug_and_quickstart_blocks(tmp_path, monkeypatch):
     assert (debug.replay.batch_size, debug.replay.batch_length, debug.shield_samples) == (8, 12, 64)
     assert (debug.rssm.deter, debug.rssm.stoch, debug.rssm.classes) == (32, 4, 4)
     quick = resolve(["quickstart"])
-    assert quick.task == "grid" and quick.rssm.deter == 32 and quick.run.steps <= 10_000
+    assert quick.task == "grid" and quick.rssm.deter == 64 and quick.run.steps <= 10_000
     assert quick.logdir == str(tmp_path / "runs" / "quickstart")
 
 
@@ -195,7 +195,8 @@ def test_log_and_save_every_are_steps():
 def test_agent_config_mapping():
     cfg = resolve(["quickstart"], {"shielding": False, "horizon": 100.0, "jax.precision": "bfloat16"})
     agent = agent_config(cfg)
-    assert agent.world_model.rssm.deter == 32 and agent.world_model.head_units == 16
+    assert agent.world_model.rssm.deter == 64 and agent.world_model.head_units == 64
+    assert agent.world_model.decoder.vector_dist == "onehot"  # the grid observes its one-hot cell
     assert agent.actor_critic.horizon == 100.0 and agent.safety.shielding is False
     assert agent.safety.cost_val == 1.0  # the grid's own cost_val
     assert agent.compute_dtype == "bfloat16" and (agent.batch_size, agent.batch_length) == (8, 12)

@@ -74,6 +74,11 @@ class EncoderConfig:
     mlp_layers: int = 5
     mlp_units: int = 1024
     symlog_inputs: bool = True  # encoder only: symlog on vector inputs
+    # decoder only: how vector keys are reconstructed. "symlog_mse" (the paper: squared error in symlog space) or
+    # "onehot" (a categorical over the vector's entries, cross-entropy): for one-hot observations such as the
+    # grid's cell, symlog MSE barely trains (a debug-size model still predicts the mean one-hot after 1,500
+    # updates) while the categorical learns the cell within a few hundred.
+    vector_dist: Literal["symlog_mse", "onehot"] = "symlog_mse"
 
 
 @dataclass(frozen=True)

@@ -239,7 +239,8 @@ class WorldModel:
         return embed.reshape(*lead, embed.shape[-1])
 
     def decode(self, params: dict, feat: jax.Array) -> dict[str, jax.Array]:
-        """``feat (*lead, F)`` -> reconstructions ``(*lead, ...)`` (images in [0, 1] units, vectors in symlog)."""
+        """``feat (*lead, F)`` -> reconstructions ``(*lead, ...)``: images in [0, 1] units, vectors in symlog space
+        (``decoder.vector_dist`` "symlog_mse") or as logits over their entries ("onehot")."""
         lead = feat.shape[:-1]
         out = self.decoder.apply({"params": params["decoder"]}, feat.reshape(-1, feat.shape[-1]))
         return {k: v.reshape(*lead, *v.shape[1:]) for k, v in out.items()}
@@ -334,10 +335,17 @@ class WorldModel:
         for k in self.image_keys:
             target = batch[k].astype(jnp.float32) / 255.0
             image_loss = image_loss + jnp.sum(jnp.square(recon[k] - target), axis=(-3, -2, -1))
-        vector_loss = 0.0
+        vector_loss, vector_mean_loss = 0.0, 0.0
         for k in self.vector_keys:
-            target = D.symlog(batch[k].astype(jnp.float32))
-            vector_loss = vector_loss + jnp.sum(jnp.square(recon[k] - target), axis=-1)
+            if c.decoder.vector_dist == "onehot":  # recon holds logits over the vector's entries
+                target = batch[k].astype(jnp.float32)
+                vector_loss = vector_loss - jnp.sum(jax.nn.log_softmax(recon[k], axis=-1) * target, axis=-1)
+                mean = jnp.clip(target.mean(axis=(0, 1)), 1e-8, None)
+                vector_mean_loss = vector_mean_loss - jnp.sum(target.mean(axis=(0, 1)) * jnp.log(mean))
+            else:
+                target = D.symlog(batch[k].astype(jnp.float32))
+                vector_loss = vector_loss + jnp.sum(jnp.square(recon[k] - target), axis=-1)
+                vector_mean_loss = vector_mean_loss + jnp.sum(target.var(axis=(0, 1)))
         if self.image_keys:
             losses["image"] = image_loss
         if self.vector_keys:
@@ -367,6 +375,11 @@ class WorldModel:
         metrics = {f"{k}_loss": v for k, v in means.items()}
         metrics["model_loss"] = total
         metrics["model_kl"] = kl.mean()
+        if self.vector_keys:
+            # The loss of always predicting the batch's mean vector: a decoder near it has learned nothing
+            # about the state (the world-model health check of the trainer).
+            metrics["vector_mean_loss"] = vector_mean_loss
+            metrics["vector_vs_mean"] = means["vector"] / jnp.maximum(vector_mean_loss, 1e-8)
         metrics["prior_ent"] = D.categorical_entropy(prior_logit).sum(-1).mean()
         metrics["post_ent"] = D.categorical_entropy(post["logit"]).sum(-1).mean()
         return total, (metrics, post)

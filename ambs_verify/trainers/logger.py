@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Mapping
@@ -202,6 +203,13 @@ class ProgressBar:
         )
         self._task = self._progress.add_task("train", total=total, completed=completed, status="")
         self._progress.start()
+
+    def print(self, text: str) -> None:
+        """A line above the bar (on stderr without a bar)."""
+        if self._progress is None:
+            print(text, file=sys.stderr)
+        else:
+            self._progress.console.print(text, markup=False, highlight=False)
 
     def update(self, step: int, status: str | None = None) -> None:
         """Move the bar to ``step``; ``status`` replaces the text at its end (e.g. the last episode return)."""

@@ -87,6 +87,30 @@ def configure_jax(config: Config) -> None:
         pass
 
 
+# The world-model health check: after this many updates, a vector reconstruction loss still at 90 % or more of
+# the loss of always predicting the batch's mean vector means the model has not learned the state.
+HEALTH_UPDATES = 500
+HEALTH_RATIO = 0.9
+
+
+def world_model_collapse(scalars: dict[str, Any], free_bits: float) -> str | None:
+    """A one-line diagnosis when a log record shows a collapsed world model, else None."""
+    ratio, kl = scalars.get("train/wm/vector_vs_mean"), scalars.get("train/wm/model_kl")
+    if ratio is None or scalars.get("train/updates", 0) < HEALTH_UPDATES or ratio < HEALTH_RATIO:
+        return None
+    kl_text = (
+        ""
+        if kl is None
+        else f"; the posterior's KL is {kl:.2f}"
+        + (f", below free bits ({free_bits:g}), so the KL term gives no gradient" if kl < free_bits else "")
+    )
+    return (
+        f"the world model is not learning the observations after {scalars['train/updates']} updates: its vector "
+        f"reconstruction loss is {ratio:.0%} of always predicting the mean{kl_text}; imagined returns and the "
+        "shield's estimates then carry no information about the state (README: world-model health)"
+    )
+
+
 class Cadence:
     """When a loop writes a log record and a checkpoint: at the first step past each multiple of ``log_every`` /
     ``save_every`` (a save also counts as a log, since it writes one first)."""
@@ -221,6 +245,7 @@ def train(
         cadence = Cadence(step, config.run.log_every, config.run.save_every)
         last_saved = step if resumed_from is not None else None
         clock = {"time": time.perf_counter(), "step": step, "updates": updates}
+        warned = {"collapse": False}
 
         def write_log() -> None:
             now = time.perf_counter()
@@ -238,6 +263,10 @@ def train(
                     {f"{name}_mean": values.mean(), f"{name}_std": values.std(), f"{name}_max": values.max()}
                 )
             logger.write(step, scalars, histograms=hists)
+            problem = world_model_collapse(scalars, config.free_bits)
+            if problem and not warned["collapse"]:
+                warned["collapse"] = True
+                bar.print(f"warning: {problem}")
             train_metrics.reset()
             policy_extras.reset()
             clock.update(time=now, step=step, updates=updates)
