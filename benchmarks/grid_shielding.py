@@ -1,93 +1,240 @@
-"""AMBS vs unshielded DreamerV3 on the built-in ``grid`` at the quickstart budget, over several seeds.
+"""The AMBS paper's comparison on the built-in ``grid``, at the quickstart budget, over several seeds.
 
-For each seed and agent the quickstart config is trained from scratch in a temporary run directory; the figures
-come from its ``metrics.jsonl``: cumulative violations (all envs, whole run, prefill included), mean episode return
-over all episodes and over the last 20, and AMBS's override rate. Both agents share everything but the shield and
-the safe policy (``--agent ambs`` vs ``--agent dreamer``), so the ratio of violations is measured side by side.
+Agents (``AGENTS``: config blocks on top of ``quickstart``): AMBS, unshielded DreamerV3, Lagrangian DreamerV3 and
+AMBS with PENL, PLPG or COPT. Every run trains from scratch in its own directory under ``--runs`` (default a
+temporary one) and is then evaluated with the shared evaluator (:func:`ambs_verify.trainers.evaluate.evaluate`,
+the deployed agent, 32 episodes on fresh seeds). Per run, from its ``metrics.jsonl``:
 
-``python -m benchmarks.grid_shielding [--quick]`` (quick: one seed, 1,500 steps: a smoke run, not a result).
+* ``cumulative_violations``: violating steps over the whole run, all envs, the random prefill included;
+* ``violations_per_episode_last20``: mean violations of the episodes that ended in the last 20 % of the steps;
+* ``override_rate_last20`` and ``p_hat_std_last20``: the shield's override rate over those episodes' steps and
+  the spread of p̂ across states in the log records of that stretch (AMBS agents only);
+* ``eval_return``, ``eval_goal_rate`` (episodes that reached the goal) and ``eval_violations``;
+* ``wall_s``: training plus evaluation.
+
+Summary: per agent the mean and spread over seeds; the ratio of AMBS's to DreamerV3's mean cumulative violations
+with a percentile-bootstrap 95 % CI over seeds (``scipy.stats.bootstrap``, the two agents resampled
+independently, 10,000 resamples, fixed seed); and the issue's three goals with the measured value and whether
+it is met. Results are also written after every run (``partial``), so an interrupted benchmark keeps what it
+measured.
+
+``python -m benchmarks.grid_shielding [--quick]`` (quick: AMBS and DreamerV3, one seed, 1,500 steps: a smoke
+run, not a result). ``GRID_SHIELDING_SEEDS`` / ``GRID_SHIELDING_AGENTS`` (comma-separated) select a subset.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import main, row
+import numpy as np
 
-AGENTS = ("ambs", "dreamer")
+from benchmarks.common import RESULTS_DIR, main, row
+
+# agent label -> (agent, extra config blocks); all on top of "quickstart"
+AGENTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "ambs": ("ambs", ()),
+    "dreamer": ("dreamer", ()),
+    "lagrangian": ("lagrangian", ()),
+    "ambs+penl": ("ambs", ("penl",)),
+    "ambs+plpg": ("ambs", ("plpg",)),
+    "ambs+copt": ("ambs", ("copt",)),
+}
+SEEDS = (0, 1, 2, 3, 4)
+EVAL_EPISODES = 32
+EVAL_SEED = 10_000  # evaluation environments never share a seed with training ones
+LAST = 0.2
 
 
-def _summary(metrics: list[dict]) -> dict:
+def summarise(metrics: list[dict], steps: int) -> dict:
+    """The training figures of one run from its metric records (module docstring)."""
     episodes = [r for r in metrics if "episode/return" in r]
-    returns = [r["episode/return"] for r in episodes]
-    overrides = [r["episode/override_rate"] for r in episodes if "episode/override_rate" in r]
+    late = [r for r in episodes if r["step"] > (1 - LAST) * steps]
+    overrides = [r["episode/override_rate"] for r in late if r.get("episode/override_rate") is not None]
+    spread = [r["policy/p_hat_std"] for r in metrics if r["step"] > (1 - LAST) * steps and "policy/p_hat_std" in r]
     return {
         "episodes": len(episodes),
-        "violations": int(sum(r["episode/violations"] for r in episodes)),
-        "cumulative_violations": int(max((r["episode/total_violations"] for r in episodes), default=0)),
-        "return_mean": statistics.fmean(returns) if returns else None,
-        "return_last20": statistics.fmean(returns[-20:]) if returns else None,
-        "override_rate": statistics.fmean(overrides) if overrides else None,
+        "cumulative_violations": int(sum(r["episode/violations"] for r in episodes)),
+        "violations_per_episode_last20": statistics.fmean(r["episode/violations"] for r in late) if late else None,
+        "return_last20": statistics.fmean(r["episode/return"] for r in late) if late else None,
+        "override_rate_last20": statistics.fmean(overrides) if overrides else None,
+        "p_hat_std_last20": statistics.fmean(spread) if spread else None,
     }
 
 
-def train_one(agent: str, seed: int, steps: int, root: Path) -> dict:
+def train_one(label: str, seed: int, steps: int | None, root: Path) -> dict:
+    """Train and evaluate one agent on one seed; the run directory is ``root/<label>-<seed>``."""
     from ambs_verify.config import resolve
+    from ambs_verify.envs.registry import make_env
     from ambs_verify.runs import RunDir
+    from ambs_verify.trainers.evaluate import evaluate
     from ambs_verify.trainers.factory import build_agent
     from ambs_verify.trainers.loop import train
 
-    config = resolve(
-        ["quickstart"],
-        {"agent": agent, "seed": seed, "logdir": str(root / f"{agent}-{seed}"), "run.progress": False}
-        | ({"run.steps": steps} if steps else {}),
-    )
+    agent_name, blocks = AGENTS[label]
+    overrides = {"agent": agent_name, "seed": seed, "logdir": str(root / f"{label}-{seed}"), "run.progress": False}
+    if steps:
+        overrides["run.steps"] = steps
+    config = resolve(["quickstart", *blocks], overrides)
     start = time.perf_counter()
-    train(config, build_agent(config))
-    out = _summary(RunDir(config.logdir).read_metrics())
-    out.update(seed=seed, agent=agent, steps=config.run.steps, wall_s=time.perf_counter() - start)
+    agent = build_agent(config)
+    train(config, agent)
+    train_s = time.perf_counter() - start
+    ev = evaluate(agent, lambda: make_env(config.task), EVAL_EPISODES, seed=EVAL_SEED)
+    out = summarise(RunDir(config.logdir).read_metrics(), config.run.steps)
+    out.update(
+        label=label,
+        seed=seed,
+        steps=config.run.steps,
+        eval_return=float(ev.returns.mean()),
+        eval_goal_rate=float((ev.returns > 0).mean()),
+        eval_violations=float(ev.violations.mean()),
+        eval_override_rate=None if ev.override_rate is None else float(ev.override_rate.mean()),
+        train_s=train_s,
+        wall_s=time.perf_counter() - start,
+    )
     return out
 
 
-def run(quick: bool) -> dict:
-    seeds = [0] if quick else [0, 1, 2]
-    steps = 1500 if quick else 0  # 0: the quickstart's own budget
-    runs = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for seed in seeds:
-            for agent in AGENTS:
-                runs.append(train_one(agent, seed, steps, Path(tmp)))
+def ratio_ci(a: list[float], b: list[float], seed: int = 0) -> dict:
+    """mean(a) / mean(b) with a percentile-bootstrap 95 % CI (a and b resampled independently)."""
+    from scipy import stats
+
+    def ratio(x, y, axis=-1):
+        return np.mean(x, axis=axis) / np.maximum(np.mean(y, axis=axis), 1e-12)
+
+    value = float(ratio(np.asarray(a), np.asarray(b)))
+    if len(a) < 2 or len(b) < 2:
+        return {"ratio": value, "ci95": None, "method": "too few seeds for a bootstrap"}
+    res = stats.bootstrap(
+        (np.asarray(a, float), np.asarray(b, float)),
+        ratio,
+        n_resamples=10_000,
+        method="percentile",
+        vectorized=True,
+        random_state=np.random.default_rng(seed),
+    )
+    ci = res.confidence_interval
+    return {"ratio": value, "ci95": [float(ci.low), float(ci.high)], "method": "percentile bootstrap, 10,000"}
+
+
+def _spread(values: list[float]) -> dict:
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "min": min(values),
+        "max": max(values),
+    }
+
+
+def summary(runs: list[dict]) -> dict:
+    """Per-agent means and spreads, the AMBS/DreamerV3 violation ratio and the goals."""
     table = {}
-    for agent in AGENTS:
-        mine = [r for r in runs if r["agent"] == agent]
-        viol = [r["cumulative_violations"] for r in mine]
-        ret = [r["return_mean"] for r in mine]
-        table[agent] = {
-            "cumulative_violations_mean": statistics.fmean(viol),
-            "cumulative_violations_std": statistics.stdev(viol) if len(viol) > 1 else 0.0,
-            "return_mean": statistics.fmean(ret),
-            "return_last20_mean": statistics.fmean(r["return_last20"] for r in mine),
+    for label in AGENTS:
+        mine = [r for r in runs if r["label"] == label]
+        if not mine:
+            continue
+        table[label] = {
+            key: _spread([r[key] for r in mine if r[key] is not None])
+            for key in (
+                "cumulative_violations",
+                "violations_per_episode_last20",
+                "eval_return",
+                "eval_goal_rate",
+                "override_rate_last20",
+                "p_hat_std_last20",
+                "wall_s",
+            )
+            if any(r[key] is not None for r in mine)
         }
-    ratio = table["ambs"]["cumulative_violations_mean"] / max(table["dreamer"]["cumulative_violations_mean"], 1)
-    return {"seeds": seeds, "runs": runs, "summary": table, "violations_ratio_ambs_over_dreamer": ratio}
+    out: dict = {"agents": table}
+    ambs = [r for r in runs if r["label"] == "ambs"]
+    dreamer = [r for r in runs if r["label"] == "dreamer"]
+    goals = {}
+    if dreamer:
+        good = sum(r["eval_goal_rate"] >= 0.9 for r in dreamer)
+        goals["dreamer_reaches_goal"] = {
+            "goal": "DreamerV3 reaches the goal in >= 90 % of final evaluation episodes on >= 4 of 5 seeds",
+            "measured": f"{good} of {len(dreamer)} seeds",
+            "met": good >= 4 and len(dreamer) >= 5,
+        }
+    if ambs and dreamer:
+        ci = ratio_ci([r["cumulative_violations"] for r in ambs], [r["cumulative_violations"] for r in dreamer])
+        out["violations_ratio_ambs_over_dreamer"] = ci
+        ret_ratio = statistics.fmean(r["eval_return"] for r in ambs) / max(
+            statistics.fmean(r["eval_return"] for r in dreamer), 1e-12
+        )
+        out["return_ratio_ambs_over_dreamer"] = ret_ratio
+        goals["ambs_fewer_violations"] = {
+            "goal": "AMBS cumulative training violations <= 0.5x DreamerV3's at a mean final return >= 0.9x",
+            "measured": f"violations x{ci['ratio']:.2f}, return x{ret_ratio:.2f}",
+            "met": ci["ratio"] <= 0.5 and ret_ratio >= 0.9,
+        }
+    if ambs:
+        rates = [r["override_rate_last20"] for r in ambs if r["override_rate_last20"] is not None]
+        spreads = [r["p_hat_std_last20"] for r in ambs if r["p_hat_std_last20"] is not None]
+        mean_rate = statistics.fmean(rates) if rates else None
+        goals["ambs_override_rate"] = {
+            "goal": "AMBS override rate over the last 20 % of training in [1 %, 50 %], varying with the state",
+            "measured": f"{mean_rate:.1%} (p̂ std across states {statistics.fmean(spreads):.3f})"
+            if rates and spreads
+            else "no shielded episodes in the last 20 %",
+            "met": bool(rates and spreads and 0.01 <= mean_rate <= 0.5 and statistics.fmean(spreads) > 0.01),
+        }
+    out["goals"] = goals
+    return out
+
+
+def _selected(name: str, default: tuple) -> tuple:
+    text = os.environ.get(name, "")
+    if not text:
+        return default
+    items = tuple(t.strip() for t in text.split(",") if t.strip())
+    return tuple(int(t) for t in items) if default and isinstance(default[0], int) else items
+
+
+def run(quick: bool) -> dict:
+    labels = ("ambs", "dreamer") if quick else _selected("GRID_SHIELDING_AGENTS", tuple(AGENTS))
+    unknown = [label for label in labels if label not in AGENTS]
+    if unknown:
+        raise ValueError(f"unknown agents {unknown}; accepted: {', '.join(AGENTS)}")
+    seeds = (0,) if quick else _selected("GRID_SHIELDING_SEEDS", SEEDS)
+    steps = 1500 if quick else None  # None: the quickstart's own budget
+    root_env = os.environ.get("GRID_SHIELDING_RUNS")
+    partial = RESULTS_DIR / "grid_shielding-partial.json"
+    runs: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(root_env) if root_env else Path(tmp)
+        for seed in seeds:
+            for label in labels:
+                runs.append(train_one(label, seed, steps, root))
+                if not quick:
+                    partial.parent.mkdir(parents=True, exist_ok=True)
+                    partial.write_text(json.dumps({"runs": runs}, indent=2) + "\n")
+    return {"seeds": list(seeds), "agents": list(labels), "runs": runs, **summary(runs)}
 
 
 def headline(result: dict) -> list[dict]:
-    """Suite table rows: cumulative violations per agent over the seeds, and AMBS's ratio to DreamerV3."""
+    """Suite table rows: per agent cumulative violations and final return over the seeds; the ratio on AMBS."""
     out = []
     steps = result["runs"][0]["steps"] if result["runs"] else 0
-    for agent, t in result["summary"].items():
-        viol = [r["cumulative_violations"] for r in result["runs"] if r["agent"] == agent]
-        ratio = f"AMBS/DreamerV3 ×{result['violations_ratio_ambs_over_dreamer']:.2f}" if agent == "ambs" else "—"
+    ci = result.get("violations_ratio_ambs_over_dreamer")
+    for label, t in result["agents"].items():
+        viol = t["cumulative_violations"]
+        ratio = "—"
+        if label == "ambs" and ci:
+            interval = f" [{ci['ci95'][0]:.2f}, {ci['ci95'][1]:.2f}]" if ci["ci95"] else ""
+            ratio = f"AMBS/DreamerV3 ×{ci['ratio']:.2f}{interval}"
         out.append(
             row(
-                f"{agent}, {len(result['seeds'])} seed(s) × {steps} steps",
-                f"cumulative violations, mean ± std over seeds (mean return {t['return_mean']:.2f})",
-                f"{t['cumulative_violations_mean']:.0f} ± {t['cumulative_violations_std']:.0f}",
-                f"{min(viol)} – {max(viol)}",
+                f"{label}, {len(result['seeds'])} seed(s) × {steps} steps",
+                f"cumulative violations (final return {t['eval_return']['mean']:.2f})",
+                f"{viol['mean']:.0f} ± {viol['std']:.0f}",
+                f"{viol['min']:.0f} – {viol['max']:.0f}",
                 ratio,
             )
         )

@@ -62,8 +62,8 @@ REGISTRY: tuple[Bench, ...] = (
     ),
     Bench(
         "grid_shielding",
-        "AMBS vs unshielded DreamerV3 violations on grid, quickstart budget, 3 seeds",
-        quick_skip="trains AMBS and DreamerV3 agents (several minutes): full suite only",
+        "AMBS vs DreamerV3, Lagrangian and AMBS+PENL/PLPG/COPT on grid, quickstart budget, 5 seeds",
+        quick_skip="trains 6 agents x 5 seeds (over an hour on 2 cores): full suite only",
     ),
 )
 NAMES = tuple(b.name for b in REGISTRY)

@@ -5,6 +5,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the benchmarks package lives at the repo root
 
 from benchmarks.suite import NAMES, main
@@ -35,3 +37,45 @@ def test_unknown_benchmark_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and NAMES[0] in err
     assert not list(tmp_path.glob("*.json"))
+
+
+def test_grid_shielding_figures_from_records():
+    """The per-run figures come from the metric records as documented, and the goals follow the numbers."""
+    from benchmarks import grid_shielding as gs
+
+    records = [
+        {"step": 100, "episode/return": 0.0, "episode/violations": 5, "episode/override_rate": 0.5},
+        {"step": 500, "policy/p_hat_std": 0.5},
+        {"step": 900, "episode/return": 1.0, "episode/violations": 1, "episode/override_rate": 0.2},
+        {"step": 950, "policy/p_hat_std": 0.1},
+        {"step": 1000, "episode/return": 1.0, "episode/violations": 0, "episode/override_rate": 0.1},
+    ]
+    fig = gs.summarise(records, steps=1000)
+    assert fig["cumulative_violations"] == 6 and fig["episodes"] == 3
+    assert fig["violations_per_episode_last20"] == 0.5 and fig["return_last20"] == 1.0
+    assert fig["override_rate_last20"] == pytest.approx(0.15) and fig["p_hat_std_last20"] == 0.1
+
+    ci = gs.ratio_ci([10, 12, 8, 10, 10], [40, 44, 36, 40, 40])
+    assert ci["ratio"] == pytest.approx(0.25) and ci["ci95"][0] <= 0.25 <= ci["ci95"][1] and ci["ci95"][1] < 0.5
+    assert gs.ratio_ci([1.0], [2.0])["ci95"] is None
+
+    def run(label, seed, viol, ret, goal, override=None, spread=None):
+        return {
+            "label": label,
+            "seed": seed,
+            "cumulative_violations": viol,
+            "violations_per_episode_last20": 1.0,
+            "eval_return": ret,
+            "eval_goal_rate": goal,
+            "override_rate_last20": override,
+            "p_hat_std_last20": spread,
+            "wall_s": 1.0,
+        }
+
+    runs = [run("dreamer", s, 100, 1.0, 0.95 if s else 0.5) for s in range(5)]
+    runs += [run("ambs", s, 40, 0.95, 1.0, 0.2, 0.1) for s in range(5)]
+    goals = gs.summary(runs)["goals"]
+    assert goals["dreamer_reaches_goal"]["met"] and goals["dreamer_reaches_goal"]["measured"] == "4 of 5 seeds"
+    assert goals["ambs_fewer_violations"]["met"] and goals["ambs_override_rate"]["met"]
+    runs = [r | {"override_rate_last20": 0.9} if r["label"] == "ambs" else r for r in runs]
+    assert not gs.summary(runs)["goals"]["ambs_override_rate"]["met"]

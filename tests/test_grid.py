@@ -222,3 +222,39 @@ def test_config_from_yaml_style_dict():
     cfg = GridConfig.from_dict({"rows": 4, "cols": 4, "hazards": [[1, 1]], "goal": [3, 3], "start": [0, 0]})
     assert cfg.hazards == ((1, 1),) and cfg.goal == (3, 3)
     assert GridWorld(cfg).num_states == 16
+
+
+def test_episode_means_exact_on_deterministic_paths():
+    # 3x3, hazard (1, 1), goal (2, 2), no slip. "Right, then down" never touches the hazard and needs 4 steps;
+    # "down, then right" walks (1, 0) -> (2, 0) -> (2, 1) -> goal; "always down" sits on (2, 0) until the cap.
+    env = GridWorld(rows=3, cols=3, hazards=((1, 1),), goal=(2, 2), start=(0, 0), slip=0.0, max_steps=20)
+    right, down = np.eye(4)[1], np.eye(4)[2]
+    pol = np.array([right if r == 0 else down for r in range(3) for _ in range(3)])
+    pol[2::3] = down  # column 2 goes down
+    assert env.exact_episode_means(pol) == (1.0, 0.0)
+    through = np.tile(right, (9, 1))
+    through[[0, 5]] = down  # (0,0) -> (1,0) -> (1,1) hazard -> (1,2) -> goal
+    assert env.exact_episode_means(through) == (1.0, 1.0)
+    assert env.exact_episode_means(np.tile(down, (9, 1))) == (0.0, 0.0)
+    short = GridWorld(rows=3, cols=3, hazards=((1, 1),), goal=(2, 2), start=(0, 0), slip=0.0, max_steps=3)
+    assert short.exact_episode_means(pol) == (0.0, 0.0)  # 4 steps needed, 3 allowed
+
+
+def test_episode_means_match_sampled_episodes():
+    # The uniform policy on the default grid: 4,000 seeded episodes against the exact means, 4 standard errors.
+    env = GridWorld()
+    ret, viol = env.exact_episode_means(env.uniform_policy())
+    rng = np.random.default_rng(2024)
+    returns, violations = [], []
+    for episode in range(4000):
+        env.reset(seed=episode)
+        total = hits = 0.0
+        done = False
+        while not done:
+            _, reward, terminated, truncated, info = env.step(int(rng.integers(4)))
+            total, hits, done = total + reward, hits + info["labels"]["hazard"], terminated or truncated
+        returns.append(total)
+        violations.append(hits)
+    for exact, samples in ((ret, returns), (viol, violations)):
+        assert abs(np.mean(samples) - exact) < 4 * np.std(samples) / np.sqrt(len(samples))
+    assert 0.3 < ret < 0.5 and 8 < viol < 11  # the random policy's yardstick (0.407 and 9.25)

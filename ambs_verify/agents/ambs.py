@@ -23,7 +23,9 @@ from .agent import Agent
 from .config import AgentConfig
 from .shield import ShieldConfig, shield_decision
 
-__all__ = ["DreamerAgent"]
+__all__ = ["ACTING_MODES", "DreamerAgent"]
+
+ACTING_MODES = ("shielded", "task", "safe")
 
 
 class DreamerAgent:
@@ -60,7 +62,7 @@ class DreamerAgent:
         self.learner = Agent(self.config, shapes, act_dim, discrete)
         self.state = self.learner.init(rng)
         self._train = self.learner.jit_train_step()
-        self._act = jax.jit(self._act_fn, static_argnames="shielded")
+        self._act = jax.jit(self._act_fn, static_argnames="mode")
         return self.state
 
     # ------------------------------------------------------------------------------------------ acting
@@ -72,15 +74,18 @@ class DreamerAgent:
         obs: Mapping[str, jax.Array],
         is_first: jax.Array,
         key: jax.Array,
-        shielded: bool = True,
+        mode: str = "shielded",
     ) -> tuple[jax.Array, dict, dict[str, jax.Array]]:
         learner = self.learner
         k_obs, k_task, k_safe, k_shield = jax.random.split(key, 4)
         post = learner.observe_step(state, carry, obs, is_first, k_obs)
         feat = R.feat(post)
-        action = learner.task.act(state["task"]["actor"], feat, k_task)
         extras: dict[str, jax.Array] = {}
-        if self.shield is not None and shielded:
+        if mode == "safe":
+            action = learner.safe.act(state["safe"]["actor"], feat, k_safe)
+            return action, {"latent": post, "action": action}, extras
+        action = learner.task.act(state["task"]["actor"], feat, k_task)
+        if self.shield is not None and mode == "shielded":
             safe_action = learner.safe.act(state["safe"]["actor"], feat, k_safe)
             decision = shield_decision(
                 self.shield, learner.wm, learner.task, state["wm"]["params"], state["task"], post, k_shield
@@ -89,22 +94,32 @@ class DreamerAgent:
             extras = {k: decision[k] for k in ("p_hat", "bound", "override")}
         return action, {"latent": post, "action": action}, extras
 
-    def policy(self, obs: Mapping[str, np.ndarray], carry: dict | None, rng: jax.Array, shielded: bool = True):
+    def policy(self, obs: Mapping[str, np.ndarray], carry: dict | None, rng: jax.Array, mode: str = "shielded"):
         """Actions ``(N, A)`` (one-hot for discrete spaces) for the current observations of ``N`` envs.
 
         The carry is ``{"latent": posterior at these observations, "action": executed action}`` (both ``(N, ...)``).
-        ``shielded=False`` acts with the task policy alone (certificates audit the task policy's own rollouts).
+        ``mode``: ``"shielded"`` (the deployed agent: the task policy under the shield, when there is one),
+        ``"task"`` (the task policy alone: certificates audit its own rollouts) or ``"safe"`` (the safe policy
+        alone).
         """
+        if mode not in ACTING_MODES:
+            raise ValueError(f"unknown acting mode {mode!r}; accepted: {', '.join(ACTING_MODES)}")
+        if mode == "safe" and self.learner.safe is None:
+            raise ValueError("this agent has no safe policy (only --agent ambs trains one)")
         n = len(obs["is_first"])
         if carry is None:
             carry = self.learner.initial_carry(self.state, n)
         inputs = {k: jnp.asarray(obs[k]) for k in self.obs_keys}
-        action, carry, extras = self._act(self.state, carry, inputs, jnp.asarray(obs["is_first"]), rng, shielded)
+        action, carry, extras = self._act(self.state, carry, inputs, jnp.asarray(obs["is_first"]), rng, mode)
         return np.asarray(action), carry, {k: np.asarray(v) for k, v in extras.items()}
 
     def task_policy(self, obs: Mapping[str, np.ndarray], carry: dict | None, rng: jax.Array):
         """:meth:`policy` without the shield (the task policy the shield judges)."""
-        return self.policy(obs, carry, rng, shielded=False)
+        return self.policy(obs, carry, rng, mode="task")
+
+    def safe_policy(self, obs: Mapping[str, np.ndarray], carry: dict | None, rng: jax.Array):
+        """:meth:`policy` with the safe policy alone (what the shield hands control to)."""
+        return self.policy(obs, carry, rng, mode="safe")
 
     # ---------------------------------------------------------------------------------------- learning
 

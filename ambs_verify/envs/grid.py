@@ -160,11 +160,7 @@ class GridWorld(gym.Env):
         ``v_0 = 0`` and ``v_h(s) = sum_a pi(a|s) sum_s' P(s, a, s') (1[s' hazard] + 1[s' not hazard] v_{h-1}(s'))``:
         only the first violation matters, so the recursion stops at hazards whether or not the episode does.
         """
-        policy = np.asarray(policy, dtype=float)
-        if policy.shape != (self.num_states, len(ACTIONS)):
-            raise EnvConfigError(f"policy must have shape ({self.num_states}, {len(ACTIONS)}); got {policy.shape}")
-        if np.any(policy < 0) or not np.allclose(policy.sum(axis=1), 1.0):
-            raise EnvConfigError("policy rows must be probability vectors (non-negative, summing to 1)")
+        policy = self._checked_policy(policy)
         if horizon < 0:
             raise EnvConfigError(f"horizon must be >= 0 (got {horizon})")
         chain = np.einsum("sa,sat->st", policy, self.transitions)  # P_pi[s, s']
@@ -174,6 +170,42 @@ class GridWorld(gym.Env):
         for _ in range(horizon):  # H matrix-vector products; H is small (tens)
             value = hit + stay_safe @ value
         return value
+
+    def exact_episode_means(self, policy: np.ndarray) -> tuple[float, float]:
+        """Exact expected return and expected number of violations of one episode under ``pi[s, a]``.
+
+        Returns
+        -------
+        (return, violations) : float
+            ``reward_goal * P(the goal is reached within max_steps)`` and the expected number of steps that end on
+            a hazard, from propagating the state distribution of the unfinished episode over ``max_steps`` steps
+            (``start=None``: uniform over the free cells). A hazard ends the episode only with
+            ``terminate_on_hazard``.
+        """
+        chain = np.einsum("sa,sat->st", self._checked_policy(policy), self.transitions)
+        cfg = self.config
+        alive = np.zeros(self.num_states)  # P(episode not finished, at s)
+        if cfg.start is None:
+            alive[self.free_states] = 1.0 / len(self.free_states)
+        else:
+            alive[cfg.start[0] * cfg.cols + cfg.start[1]] = 1.0
+        reached = violations = 0.0
+        for _ in range(cfg.max_steps):  # max_steps vector-matrix products (100 on the default grid)
+            alive = alive @ chain
+            violations += alive[self.hazard_mask].sum()
+            reached += alive[self.goal_state]
+            alive[self.goal_state] = 0.0
+            if cfg.terminate_on_hazard:
+                alive[self.hazard_mask] = 0.0
+        return cfg.reward_goal * reached, violations
+
+    def _checked_policy(self, policy: np.ndarray) -> np.ndarray:
+        policy = np.asarray(policy, dtype=float)
+        if policy.shape != (self.num_states, len(ACTIONS)):
+            raise EnvConfigError(f"policy must have shape ({self.num_states}, {len(ACTIONS)}); got {policy.shape}")
+        if np.any(policy < 0) or not np.allclose(policy.sum(axis=1), 1.0):
+            raise EnvConfigError("policy rows must be probability vectors (non-negative, summing to 1)")
+        return policy
 
     def uniform_policy(self) -> np.ndarray:
         return np.full((self.num_states, len(ACTIONS)), 1.0 / len(ACTIONS))
