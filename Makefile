@@ -24,7 +24,7 @@ STAMP  := $(VENV)/.install-stamp-$(PYVER)
 COMPILE = $(abspath $(UV)) pip compile --quiet --universal --python-version 3.11 --generate-hashes \
           --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
 
-.PHONY: install lock quickstart smoke test lint clean
+.PHONY: install lock quickstart smoke test test-learning lint clean
 
 install: $(STAMP)
 
@@ -83,6 +83,11 @@ smoke: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The learning tests: seeded DreamerV3 and AMBS runs on the grid at a fixed budget, judged against the exact
+# random-policy yardsticks (about 5 minutes on 2 cores; CI runs them after the suite).
+test-learning: install
+	$(BIN)/python -m pytest -q -m learning -s
 
 lint: install
 	$(BIN)/ruff check .

@@ -63,6 +63,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "jax.precision": ("float32", "bfloat16", "float16"),
     "actor_grad": ("auto", "reinforce", "backprop"),
     "decoder.vector_dist": ("symlog_mse", "onehot"),
+    "shield_event": ("discounted", "within"),
     "safety_critic_type": ("td3vfunction", "vfunction"),
     "penl_critic_type": ("vfunction", "td3vfunction"),
     "twin_reduction": ("min", "max", "mean"),
@@ -564,8 +565,10 @@ def env_options(config: Config) -> dict[str, Any]:
 def shield_config(config: Config):
     """The :class:`ambs_verify.agents.shield.ShieldConfig` these keys describe (None when shielding is off).
 
-    The rollout length is ``imag_horizon`` and ``shield_horizon`` only sets the threshold ``C·γ_s^T``, as in the
-    reference (spec §14.1); C is the same resolved ``cost_val`` as the learner's clip bound.
+    With ``shield_event: discounted`` (the paper) the rollout length is ``imag_horizon`` and ``shield_horizon``
+    only sets the threshold ``C·γ_s^T``, as in the reference (spec §14.1); with ``within`` the shield rolls out
+    ``shield_horizon`` steps and counts traces with a predicted violation. C is the same resolved ``cost_val`` as
+    the learner's clip bound.
     """
     if not config.shielding:
         return None
@@ -582,6 +585,7 @@ def shield_config(config: Config):
         rule=config.shield_rule,
         delta_safe=config.shield_delta_safe,
         bound_delta=config.shield_bound_delta,
+        event=config.shield_event,
     )
 
 

@@ -40,7 +40,7 @@ def certified(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     root = tmp_path_factory.mktemp("certify")
     mp.chdir(root)
-    args = ["train", "--configs", "quickstart", *FAST, "--run.steps", "120", "--run.save_every", "60"]
+    args = ["train", "--configs", "quickstart", "debug", *FAST, "--run.steps", "120", "--run.save_every", "60"]
     code, _, err = _run([*args, "--logdir", "runs/q"], mp)
     assert code == 0, err
     code, out, err = _run(["certify", "runs/q", "--checkpoints", "all", *SMALL], mp)
@@ -295,7 +295,7 @@ def test_a_safe_agent_passes_with_the_default_spec_and_auto_rollouts(certified, 
     --rollouts auto must then say pass (fewer states than the defaults, to stay fast; same programs as the
     fixture's run, so XLA's cache serves them)."""
     logdir = tmp_path / "safe"
-    args = ["train", "--configs", "quickstart", *FAST, "--run.steps", "60", "--run.save_every", "60"]
+    args = ["train", "--configs", "quickstart", "debug", *FAST, "--run.steps", "60", "--run.save_every", "60"]
     code, _, err = run([*args, "--env.grid.hazards", "[]", "--logdir", str(logdir)], monkeypatch, capsys)
     assert code == 0, err
     small = ["--states", "4", "--samples", "32", "--episodes", "2", "--audit-states", "3", "--no-progress"]

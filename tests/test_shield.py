@@ -10,7 +10,13 @@ from ambs_verify.agents import rssm as R
 from ambs_verify.agents.agent import Agent
 from ambs_verify.agents.config import make_config
 from ambs_verify.agents.distributions import symlog, twohot_bins
-from ambs_verify.agents.shield import ShieldConfig, discounted_cost_to_go, shield_decision, violation_threshold
+from ambs_verify.agents.shield import (
+    ShieldConfig,
+    discounted_cost_to_go,
+    model_violation_counts,
+    shield_decision,
+    violation_threshold,
+)
 from ambs_verify.estimators import upper_bound
 
 N_ENVS, OBS = 3, 36
@@ -125,3 +131,36 @@ def test_shield_is_one_jitted_call(agent):
     assert out["p_hat"].shape == (N_ENVS,)
     with pytest.raises(ValueError, match="accepted: estimate, bound"):
         ShieldConfig(rule="vote")
+
+
+@pytest.mark.parametrize("value", [0.0, 0.3, 0.6, 10.0])
+def test_within_event_counts_what_the_certificate_counts(agent, value):
+    """``event="within"``: T imagined steps, a trace violates at a predicted cost >= C/2 while alive: the same
+    traces (same key, same tiling) and the same count as the certificate's model level, whatever the critic says.
+    With C = 1, a constant predicted cost of 0.3 never counts (the discounted test adds 0.3 per step and flags
+    every live trace after 4 steps), 0.6 counts on every trace alive at step 1."""
+    ag, state, post = agent
+    state = with_cost_bias(state, value)
+    config = ShieldConfig(samples=8, horizon=5, threshold_horizon=7, cost_val=1.0, event="within")
+    key = jax.random.PRNGKey(6)
+    out = shield_decision(config, ag.wm, ag.task, state["wm"]["params"], state["task"], post, key)
+    counts = model_violation_counts(ag.wm, ag.task, state["wm"]["params"], state["task"], post, 8, 7, 1.0, key)
+    np.testing.assert_array_equal(np.asarray(out["violations"]), np.asarray(counts))
+    expected = 8 if value >= 0.5 else 0
+    assert np.all(np.asarray(out["violations"]) == expected)
+    discounted = shield_decision(
+        ShieldConfig(samples=8, horizon=7, threshold_horizon=7, cost_val=1.0),
+        ag.wm,
+        ag.task,
+        state["wm"]["params"],
+        state["task"],
+        post,
+        key,
+    )
+    if value == 0.3:
+        assert np.all(np.asarray(discounted["p_hat"]) > 0)  # the cost rate crosses the discounted threshold
+
+
+def test_unknown_shield_event_is_rejected():
+    with pytest.raises(ValueError, match="accepted: discounted, within"):
+        ShieldConfig(event="soon")

@@ -8,11 +8,14 @@ from test_cli import run  # the same in-process CLI runner
 
 FAST = ["--shield_samples", "16", "--imag_horizon", "5", "--envs.amount", "2", "--run.train_fill", "60"]
 FAST += ["--run.log_every", "50", "--run.save_every", "100", "--replay.batch_size", "4", "--replay.batch_length", "8"]
+# Plumbing, not learning (tests add the "debug" block after "quickstart" for the debug model size): the debug
+# schedule's update rate and a short shield look-ahead.
+FAST += ["--run.train_ratio", "32", "--shield_horizon", "5"]
 
 
 def test_train_logs_checkpoints_and_resumes(tmp_path, monkeypatch, capsys):
     logdir = tmp_path / "run"
-    args = ["train", "--configs", "quickstart", *FAST, "--logdir", str(logdir), "--seed", "1"]
+    args = ["train", "--configs", "quickstart", "debug", *FAST, "--logdir", str(logdir), "--seed", "1"]
     code, out, err = run([*args, "--run.steps", "120"], monkeypatch, capsys)
     assert code == 0, err
     assert "finished at step 120" in out
@@ -33,6 +36,7 @@ def test_unshielded_baseline_logs_no_shield(tmp_path, monkeypatch, capsys):
         "train",
         "--configs",
         "quickstart",
+        "debug",
         *FAST,
         "--agent",
         "dreamer",
@@ -61,7 +65,7 @@ PLPG = ["--penalty_coeff", "0.8", "--plpg", "True", "--normalise_ret", "False", 
 def test_penalty_and_lagrangian_variants_train(extra, metric, tmp_path, monkeypatch, capsys):
     """The seeds' flag combinations are accepted and their shaping metrics reach metrics.jsonl."""
     logdir = tmp_path / "variant"
-    args = ["train", "--configs", "quickstart", *FAST, *extra, "--run.steps", "80", "--run.log_every", "80"]
+    args = ["train", "--configs", "quickstart", "debug", *FAST, *extra, "--run.steps", "80", "--run.log_every", "80"]
     code, _, err = run([*args, "--logdir", str(logdir)], monkeypatch, capsys)
     assert code == 0, err
     keys = set().union(*(json.loads(line) for line in (logdir / "metrics.jsonl").read_text().splitlines()))

@@ -13,6 +13,13 @@ Per environment step and for each of ``N`` environments:
    critic's reduced value clipped to ``[0, C]`` (0 without bootstrapping);
 4. call a trace violating when ``G_0 > C * gamma_s^T`` (T = ``shield_horizon``, 30), count the ``k`` violating
    traces and estimate ``p_hat = k / m``;
+
+   or, with ``event="within"``, roll out ``T`` steps instead and call a trace violating when some imagined state
+   ``1..T`` has a predicted cost ``>= C / 2`` while the episode is still predicted to continue, with no discount
+   and no critic bootstrap (:func:`violating_traces`). ``p_hat`` then estimates "the task policy violates within
+   ``T`` steps" under the model: the event the certificate's model level bounds and its audit checks against
+   real rollouts. The paper's discounted test adds the cost critic's value and every partial cost prediction of a
+   trace, so on a task with frequent costs it measures a cost rate rather than this probability;
 5. override with the safe policy when the decision rule says unsafe: the paper's ``p_hat > shield_eps``
    (``rule="estimate"``, default) or a certified one-sided upper bound on p above ``delta_safe``
    (``rule="bound"``, KL-Chernoff from :mod:`ambs_verify.estimators.jax_bounds`, confidence ``1 - bound_delta``).
@@ -33,14 +40,17 @@ from ..estimators import jax_bounds
 from . import rssm as R
 
 __all__ = [
+    "EVENTS",
     "ShieldConfig",
     "discounted_cost_to_go",
     "model_violation_counts",
     "shield_decision",
+    "violating_traces",
     "violation_threshold",
 ]
 
 RULES = ("estimate", "bound")
+EVENTS = ("discounted", "within")
 
 
 @dataclass(frozen=True)
@@ -57,10 +67,13 @@ class ShieldConfig:
     rule: Literal["estimate", "bound"] = "estimate"
     delta_safe: float = 0.1  # override when the upper bound exceeds this (rule "bound")
     bound_delta: float = 0.01  # the bound's failure probability
+    event: Literal["discounted", "within"] = "discounted"  # which traces count as violating (module doc, step 4)
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
             raise ValueError(f"unknown shield rule {self.rule!r}; accepted: {', '.join(RULES)}")
+        if self.event not in EVENTS:
+            raise ValueError(f"unknown shield event {self.event!r}; accepted: {', '.join(EVENTS)}")
         if self.samples < 1 or self.horizon < 1:
             raise ValueError("shield samples and horizon must be >= 1")
 
@@ -92,6 +105,27 @@ def discounted_cost_to_go(cost: jax.Array, cont: jax.Array, bootstrap: jax.Array
     return jnp.sum(powers * before * cost, axis=0) + discount**horizon * alive[-1] * bootstrap
 
 
+def violating_traces(cost: jax.Array, cont: jax.Array, cost_val: float) -> jax.Array:
+    """Whether each trace violates within its ``H`` imagined steps.
+
+    A trace violates when some state ``k = 1..H`` has a clipped predicted cost ``>= C / 2`` while the episode is
+    still predicted to continue (``prod_{j<k} cont_j = 1``). The cost head predicts ``C`` at a violation and 0
+    elsewhere, so ``C / 2`` is the decision boundary of its mean.
+
+    Parameters
+    ----------
+    cost, cont : (H, M)
+        Clipped predicted costs and continue flags of imagined states 1..H.
+    cost_val : C.
+
+    Returns
+    -------
+    (M,) bool.
+    """
+    alive_before = jnp.concatenate([jnp.ones_like(cont[:1]), jnp.cumprod(cont, axis=0)[:-1]], axis=0)
+    return jnp.any((cost >= 0.5 * cost_val) & (alive_before > 0), axis=0)
+
+
 def shield_decision(
     config: ShieldConfig,
     wm,
@@ -118,7 +152,8 @@ def shield_decision(
     dict of ``(N,)`` arrays: ``p_hat`` (float), ``violations`` (int, k), ``samples`` (int, m), ``bound`` (the
     KL-Chernoff upper bound on p at ``1 - bound_delta``, computed whatever the rule), ``override`` (bool).
     """
-    m, horizon = config.samples, config.horizon
+    within = config.event == "within"
+    m, horizon = config.samples, (config.threshold_horizon if within else config.horizon)
     n_envs = jax.tree.leaves(posterior)[0].shape[0]
     starts = jax.tree.map(lambda x: jnp.repeat(x, m, axis=0), jax.lax.stop_gradient(posterior))  # (N*m, ...)
     policy = task_behaviour.policy(task_state["actor"])
@@ -126,12 +161,15 @@ def shield_decision(
     feat = R.feat(states)
     cost = jnp.clip(wm.cost(wm_params, feat[1:]), 0.0, config.cost_val)
     cont = wm.cont(wm_params, feat[1:]).astype(cost.dtype)
-    if config.bootstrap and "cost" in task_state["critics"]:
-        boot = jnp.clip(task_behaviour.value(task_state, "cost", feat[-1]), 0.0, config.cost_val)
+    if within:
+        violating = violating_traces(cost, cont, config.cost_val).reshape(n_envs, m)
     else:
-        boot = jnp.zeros(feat.shape[1], cost.dtype)
-    returns = discounted_cost_to_go(cost, cont, boot, config.discount)
-    violating = (returns > violation_threshold(config)).reshape(n_envs, m)
+        if config.bootstrap and "cost" in task_state["critics"]:
+            boot = jnp.clip(task_behaviour.value(task_state, "cost", feat[-1]), 0.0, config.cost_val)
+        else:
+            boot = jnp.zeros(feat.shape[1], cost.dtype)
+        returns = discounted_cost_to_go(cost, cont, boot, config.discount)
+        violating = (returns > violation_threshold(config)).reshape(n_envs, m)
     k = violating.sum(axis=1)
     p_hat = k / m
     m_arr = jnp.full((n_envs,), m, jnp.int32)
@@ -152,12 +190,9 @@ def model_violation_counts(
     key: jax.Array,
 ) -> jax.Array:
     """Violating traces out of ``samples`` per state, for the event "the task policy violates within ``horizon``
-    steps under the learned model" (the certificate's model level; DESIGN §5).
-
-    A trace violates when some imagined state ``k = 1..H`` has a clipped predicted cost ``>= C / 2`` while the
-    episode is still predicted to continue (``prod_{j<k} cont_j = 1``). The cost head predicts ``C`` at a
-    violation and 0 elsewhere, so ``C / 2`` is the decision boundary of its mean. No discounting and no critic
-    bootstrap: the event is exactly the one real rollouts of H steps can audit.
+    steps under the learned model" (the certificate's model level; DESIGN §5), judged by
+    :func:`violating_traces`. No discounting and no critic bootstrap: the event is exactly the one real rollouts
+    of H steps can audit, and the one a shield with ``event="within"`` estimates.
 
     Parameters
     ----------
@@ -174,6 +209,5 @@ def model_violation_counts(
     feat = R.feat(states)[1:]  # (H, N*m, F)
     cost = jnp.clip(wm.cost(wm_params, feat), 0.0, cost_val)
     cont = wm.cont(wm_params, feat).astype(cost.dtype)
-    alive_before = jnp.concatenate([jnp.ones_like(cont[:1]), jnp.cumprod(cont, axis=0)[:-1]], axis=0)
-    violating = jnp.any((cost >= 0.5 * cost_val) & (alive_before > 0), axis=0)
+    violating = violating_traces(cost, cont, cost_val)
     return violating.reshape(n_states, samples).sum(axis=1).astype(jnp.int32)

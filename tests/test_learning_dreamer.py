@@ -1,0 +1,33 @@
+"""DreamerV3 learns the built-in grid: a seeded run at a small fixed budget whose final policy beats the uniform
+random policy's exact expected return by a margin (the model-free baselines' tests do the same).
+
+The yardstick is exact: ``GridWorld.exact_episode_means`` of the uniform policy (return 0.407: the goal is reached
+within the 100-step cap in 41 % of episodes). The trained agent is evaluated on 32 fresh episodes.
+"""
+
+import pytest
+
+from ambs_verify.config import resolve
+from ambs_verify.envs.grid import GridWorld
+from ambs_verify.envs.registry import make_env
+from ambs_verify.trainers.evaluate import evaluate
+from ambs_verify.trainers.factory import build_agent
+from ambs_verify.trainers.loop import train
+
+STEPS = 3000
+SEED = 3  # not a seed the grid settings were tuned on (0 and 1 were)
+MARGIN = 0.3
+
+
+@pytest.mark.learning
+def test_dreamer_beats_the_random_policy(tmp_path):
+    config = resolve(
+        ["quickstart"],
+        {"agent": "dreamer", "seed": SEED, "run.steps": STEPS, "logdir": str(tmp_path / "run"), "run.progress": False},
+    )
+    agent = build_agent(config)
+    train(config, agent)
+    ev = evaluate(agent, lambda: make_env("grid"), 32, seed=10_000)
+    random_return, _ = GridWorld().exact_episode_means(GridWorld().uniform_policy())
+    print(f"dreamer seed {SEED}, {STEPS} steps: return {ev.returns.mean():.3f} vs random {random_return:.3f}")
+    assert ev.returns.mean() >= random_return + MARGIN
