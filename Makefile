@@ -87,7 +87,7 @@ test: install
 # The learning tests: seeded DreamerV3 and AMBS runs on the grid at a fixed budget, judged against the exact
 # random-policy yardsticks (about 5 minutes on 2 cores; CI runs them after the suite).
 test-learning: install
-	$(BIN)/python -m pytest -q -m learning -s
+	$(BIN)/python -m pytest -q -m learning -rfEP  # -rP: show the measured figures of passing tests too
 
 lint: install
 	$(BIN)/ruff check .

@@ -6,13 +6,11 @@ episode). The safe policy is evaluated alone on 32 fresh episodes.
 """
 
 import pytest
+from grid_training import train_quickstart
 
-from ambs_verify.config import resolve
 from ambs_verify.envs.grid import GridWorld
 from ambs_verify.envs.registry import make_env
 from ambs_verify.trainers.evaluate import evaluate
-from ambs_verify.trainers.factory import build_agent
-from ambs_verify.trainers.loop import train
 
 STEPS = 2000
 SEED = 3  # not a seed the grid settings were tuned on (0 and 1 were)
@@ -21,12 +19,7 @@ FACTOR = 0.5
 
 @pytest.mark.learning
 def test_ambs_safe_policy_violates_less_than_random(tmp_path):
-    config = resolve(
-        ["quickstart"],
-        {"agent": "ambs", "seed": SEED, "run.steps": STEPS, "logdir": str(tmp_path / "run"), "run.progress": False},
-    )
-    agent = build_agent(config)
-    train(config, agent)
+    agent = train_quickstart("ambs", SEED, STEPS, tmp_path / "run")
     ev = evaluate(agent, lambda: make_env("grid"), 32, seed=10_000, mode="safe")
     _, random_violations = GridWorld().exact_episode_means(GridWorld().uniform_policy())
     print(f"ambs seed {SEED}, {STEPS} steps: safe policy {ev.violations.mean():.2f} vs random {random_violations:.2f}")

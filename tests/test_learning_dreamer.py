@@ -6,13 +6,11 @@ within the 100-step cap in 41 % of episodes). The trained agent is evaluated on 
 """
 
 import pytest
+from grid_training import train_quickstart
 
-from ambs_verify.config import resolve
 from ambs_verify.envs.grid import GridWorld
 from ambs_verify.envs.registry import make_env
 from ambs_verify.trainers.evaluate import evaluate
-from ambs_verify.trainers.factory import build_agent
-from ambs_verify.trainers.loop import train
 
 STEPS = 3000
 SEED = 3  # not a seed the grid settings were tuned on (0 and 1 were)
@@ -21,12 +19,7 @@ MARGIN = 0.3
 
 @pytest.mark.learning
 def test_dreamer_beats_the_random_policy(tmp_path):
-    config = resolve(
-        ["quickstart"],
-        {"agent": "dreamer", "seed": SEED, "run.steps": STEPS, "logdir": str(tmp_path / "run"), "run.progress": False},
-    )
-    agent = build_agent(config)
-    train(config, agent)
+    agent = train_quickstart("dreamer", SEED, STEPS, tmp_path / "run")
     ev = evaluate(agent, lambda: make_env("grid"), 32, seed=10_000)
     random_return, _ = GridWorld().exact_episode_means(GridWorld().uniform_policy())
     print(f"dreamer seed {SEED}, {STEPS} steps: return {ev.returns.mean():.3f} vs random {random_return:.3f}")
