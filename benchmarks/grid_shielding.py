@@ -5,7 +5,8 @@ AMBS with PENL, PLPG or COPT. Every run trains from scratch in its own directory
 temporary one) and is then evaluated with the shared evaluator (:func:`ambs_verify.trainers.evaluate.evaluate`,
 the deployed agent, 32 episodes on fresh seeds). Per run, from its ``metrics.jsonl``:
 
-* ``cumulative_violations``: violating steps over the whole run, all envs, the random prefill included;
+* ``cumulative_violations``: violating steps of every episode that finished during the run (all envs, the random
+  prefill included; the episodes still running at the last step are left out);
 * ``violations_per_episode_last20``: mean violations of the episodes that ended in the last 20 % of the steps;
 * ``override_rate_last20`` and ``p_hat_std_last20``: the shield's override rate over those episodes' steps and
   the spread of p̂ across states in the log records of that stretch (AMBS agents only);
