@@ -61,7 +61,7 @@ lock:
 	cd requirements && $(COMPILE) tools.in -o tools.txt
 	cd requirements && $(COMPILE) --no-deps no-deps.in -o no-deps.txt
 
-# The main job: train AMBS (debug size) on the built-in grid into runs/quickstart (resumed if it exists), certify
+# The main job: train AMBS (grid settings: configs.yaml quickstart) on the built-in grid into runs/quickstart (resumed if it exists), certify
 # its checkpoints (model level, real episodes, model-error audit), verify the newest certificate, write the report.
 quickstart: install
 	$(BIN)/ambs-verify train --configs quickstart
