@@ -258,13 +258,34 @@ def envs_check(
 
 @app.command("report")
 def report_command(
-    run: Annotated[str, typer.Argument(help="Run directory (the --logdir of a training run), e.g. runs/quickstart.")],
+    runs: Annotated[
+        list[str],
+        typer.Argument(
+            help="Run directories (the --logdir of training runs), e.g. runs/quickstart; two or more: a comparison."
+        ),
+    ],
+    out: Annotated[
+        str | None,
+        typer.Option(
+            help="Comparison only: directory for comparison.html/.md (default: the runs' common parent, else here)."
+        ),
+    ] = None,
 ) -> None:
-    """Write report.html (one self-contained page with plots) and report.md into the run directory."""
+    """One run: report.html (one self-contained page with plots) and report.md into the run directory.
+
+    Two or more runs: comparison.html and comparison.md (curves with bands over seeds, a table of certificates).
+    """
+    from .reports.compare import default_out, render_comparison
     from .reports.render import render_report
     from .runs import absolute_path
 
-    html, markdown = render_report(absolute_path(run))
+    if len(runs) == 1:
+        if out is not None:
+            raise UserError("--out is for a comparison of two or more runs; one run's report goes into its directory")
+        html, markdown = render_report(absolute_path(runs[0]))
+    else:
+        target = absolute_path(out) if out is not None else default_out(runs)
+        html, markdown = render_comparison([absolute_path(r) for r in runs], target)
     print(html)
     print(markdown)
 

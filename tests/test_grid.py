@@ -222,6 +222,11 @@ def test_config_from_yaml_style_dict():
     cfg = GridConfig.from_dict({"rows": 4, "cols": 4, "hazards": [[1, 1]], "goal": [3, 3], "start": [0, 0]})
     assert cfg.hazards == ((1, 1),) and cfg.goal == (3, 3)
     assert GridWorld(cfg).num_states == 16
+    # A config's null means "the env's default", so random starts are spelled "random".
+    random_start = GridWorld(GridConfig.from_dict({"start": "random"}))
+    assert random_start.config.start is None
+    starts = {random_start.reset(seed=s)[1]["state"] for s in range(200)}
+    assert starts == set(random_start.free_states.tolist())
 
 
 def test_episode_means_exact_on_deterministic_paths():

@@ -34,7 +34,8 @@ _FLOOR, _HAZARD, _GOAL, _AGENT = (30, 30, 30), (220, 40, 40), (40, 200, 60), (60
 
 @dataclass(frozen=True)
 class GridConfig:
-    """Layout and dynamics of a grid. Cells are ``(row, col)``; ``start=None`` draws a free cell per episode."""
+    """Layout and dynamics of a grid. Cells are ``(row, col)``; ``start=None`` (``"random"`` in a config) draws a
+    free cell per episode."""
 
     rows: int = 6
     cols: int = 6
@@ -54,6 +55,8 @@ class GridConfig:
         """Build from plain data (YAML/JSON lists become tuples); unknown keys get a one-line error."""
         reject_unknown_keys(data, (f.name for f in fields(cls)), "grid option")
         data = dict(data)
+        if data.get("start") == "random":  # a config's null means "the default", so random starts have a name
+            data["start"] = None
         if "hazards" in data:
             data["hazards"] = tuple(tuple(int(v) for v in cell) for cell in data["hazards"])
         for key in ("goal", "start"):

@@ -1,5 +1,8 @@
 """The run report: ``report.html`` (one self-contained file) and ``report.md`` from a run directory.
 
+The comparison page over several runs (:mod:`.compare`) reuses this module's readers, plot helpers and template
+environment, so one run reads the same in both.
+
 The report reads only the run directory (``runs.RunDir``): the resolved config, ``metrics.jsonl`` and the
 certificates. It renders whatever is there: a run without certificates still gets its training curves, a run
 without metrics still gets its certificates. Plots are PNGs drawn with matplotlib's Agg canvas and embedded as
@@ -71,7 +74,17 @@ def _conf(delta: Any) -> str:
 # ------------------------------------------------------------------------------------------- run data
 
 
+def read_config(run: RunDir) -> dict[str, Any]:
+    """The run's ``config.yaml`` as a dict; an unreadable or malformed file gives ``{}`` (the report says n/a)."""
+    try:
+        config = run.read_config()
+    except (OSError, ValueError, yaml.YAMLError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
 def _read_certificates(run: RunDir) -> tuple[list[dict[str, Any]], list[str]]:
+    """The run's valid certificates ``[{"step", "doc"}]`` by step, and a one-line problem for each invalid one."""
     certs, problems = [], []
     for step, path in certificate_paths(run):
         try:
@@ -87,28 +100,41 @@ def _clean(values: Sequence[Any]) -> list[float]:
     return [float(v) for v in values if _finite(v)]
 
 
-def _training_series(run: RunDir) -> dict[str, Any]:
-    """Per-episode series from ``metrics.jsonl``: return, violations per label, cumulative violations, …"""
+def _pairs(episodes: Sequence[Mapping[str, Any]], key: str) -> list[tuple[int, float]]:
+    return [(int(r["step"]), float(r[key])) for r in episodes if _finite(r.get(key))]
+
+
+def training_series(run: RunDir) -> dict[str, Any]:
+    """Per-episode series from ``metrics.jsonl``.
+
+    Parameters
+    ----------
+    run : RunDir
+        The run whose ``metrics.jsonl`` is read (a missing file gives empty series).
+
+    Returns
+    -------
+    dict
+        ``episodes`` (count), ``return`` and ``violations`` (``[(step, value)]`` by step), ``labels`` (``{label:
+        [(step, violations)]}``), ``cumulative`` (``[(step, violations so far)]``), the value lists
+        ``episode/violations``, ``episode/override_rate``, ``episode/p_hat_mean``, and ``last_step`` (the last step
+        of any record, or None).
+    """
     records = list(run.iter_metrics())
     episodes = [r for r in records if "episode/return" in r and _finite(r.get("step"))]
     episodes.sort(key=lambda r: r["step"])  # stable: envs logging at the same step keep their file order
     out: dict[str, Any] = {"episodes": len(episodes), "labels": {}}
-    out["return"] = [(int(r["step"]), float(r["episode/return"])) for r in episodes if _finite(r["episode/return"])]
+    out["return"] = _pairs(episodes, "episode/return")
+    out["violations"] = _pairs(episodes, "episode/violations")
     labels = sorted({k.split("/", 2)[2] for r in episodes for k in r if k.startswith("episode/violations/")})
     for label in labels:
-        key = f"episode/violations/{label}"
-        out["labels"][label] = [(int(r["step"]), float(r[key])) for r in episodes if _finite(r.get(key))]
-    cumulative = [
-        (int(r["step"]), float(r["episode/total_violations"]))
-        for r in episodes
-        if _finite(r.get("episode/total_violations"))
-    ]
+        out["labels"][label] = _pairs(episodes, f"episode/violations/{label}")
+    cumulative = _pairs(episodes, "episode/total_violations")
     if not cumulative:  # older runs: add up the per-episode counts
         total = 0.0
-        for r in episodes:
-            if _finite(r.get("episode/violations")):
-                total += float(r["episode/violations"])
-                cumulative.append((int(r["step"]), total))
+        for step, value in out["violations"]:
+            total += value
+            cumulative.append((step, total))
     out["cumulative"] = cumulative
     for key in ("episode/violations", "episode/override_rate", "episode/p_hat_mean"):
         out[key] = _clean([r.get(key) for r in episodes])
@@ -153,7 +179,8 @@ def _config_hash(run: RunDir, latest: Mapping[str, Any] | None) -> tuple[str, st
 # ---------------------------------------------------------------------------------------------- plots
 
 
-def _figure(width: float = 7.0, height: float = 3.6):
+def new_figure(width: float = 7.0, height: float = 3.6):
+    """A matplotlib figure on the Agg canvas (no GUI backend, no global pyplot state), constrained layout."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -162,7 +189,8 @@ def _figure(width: float = 7.0, height: float = 3.6):
     return fig
 
 
-def _png(fig) -> str:
+def png_uri(fig) -> str:
+    """``fig`` as a ``data:image/png;base64,…`` URI (no timestamped metadata, so equal plots give equal bytes)."""
     buffer = io.BytesIO()
     try:
         fig.savefig(buffer, format="png", metadata={"Software": None})
@@ -171,7 +199,8 @@ def _png(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _moving_average(values: Sequence[float], window: int) -> list[float]:
+def moving_average(values: Sequence[float], window: int) -> list[float]:
+    """Trailing moving average over ``window`` values (fewer at the start: the mean of what there is so far)."""
     out, total = [], 0.0
     for i, v in enumerate(values):
         total += v
@@ -181,7 +210,8 @@ def _moving_average(values: Sequence[float], window: int) -> list[float]:
     return out
 
 
-def _window(n: int) -> int:
+def smoothing_window(n: int) -> int:
+    """The moving-average window for ``n`` episodes: a fifth of them, between 1 and :data:`MAX_WINDOW`."""
     return max(1, min(MAX_WINDOW, n // 5))
 
 
@@ -191,7 +221,7 @@ def plot_model_bounds(certs: Sequence[Mapping[str, Any]]) -> str | None:
     rows = [(s, m) for s, m in rows if _finite(m["upper_max"])]
     if not rows:
         return None
-    fig = _figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     steps = [s for s, _ in rows]
     top = 0.0
@@ -214,7 +244,7 @@ def plot_model_bounds(certs: Sequence[Mapping[str, Any]]) -> str | None:
     ax.set_title("Model level (learned model, visited states)")
     ax.legend(fontsize=8, loc="best")
     ax.grid(alpha=0.3)
-    return _png(fig)
+    return png_uri(fig)
 
 
 def plot_p_hat_histogram(cert: Mapping[str, Any]) -> str | None:
@@ -222,7 +252,7 @@ def plot_p_hat_histogram(cert: Mapping[str, Any]) -> str | None:
     model = cert["doc"]["model"]
     if not model["available"] or not model["p_hat"]:
         return None
-    fig = _figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     p_max = cert["doc"]["spec"]["p_max"]
     right = min(1.0, 1.25 * max(*model["upper"], p_max) + 0.01)  # zoom in on small probabilities
@@ -235,7 +265,7 @@ def plot_p_hat_histogram(cert: Mapping[str, Any]) -> str | None:
     ax.set_ylabel("states")
     ax.set_title(f"Model level at step {cert['step']}: {model['states']} visited states")
     ax.legend(fontsize=8)
-    return _png(fig)
+    return png_uri(fig)
 
 
 def _decision(lower: float, upper: float, p_max: float) -> str:
@@ -251,7 +281,7 @@ def plot_deployed(cert: Mapping[str, Any]) -> str | None:
     if not dep["available"] or not dep["p_real"]:
         return None
     p_max = cert["doc"]["spec"]["p_max"]
-    fig = _figure(9.0, 3.8)
+    fig = new_figure(9.0, 3.8)
     ax = fig.add_subplot()
     groups = {
         "passes": ("passes: upper ≤ p_max", "C2", "o"),
@@ -289,7 +319,7 @@ def plot_deployed(cert: Mapping[str, Any]) -> str | None:
     ax.set_title(f"Deployed agent at step {cert['step']}: {n} audited states, {dep['rollouts']} real rollouts each")
     fig.legend(fontsize=8, loc="outside lower center", ncol=3)
     ax.grid(alpha=0.3, axis="y")
-    return _png(fig)
+    return png_uri(fig)
 
 
 def plot_audit(cert: Mapping[str, Any]) -> str | None:
@@ -297,7 +327,7 @@ def plot_audit(cert: Mapping[str, Any]) -> str | None:
     audit = cert["doc"]["audit"]
     if not audit["available"] or not audit["p_model"]:
         return None
-    fig = _figure(5.2, 4.6)
+    fig = new_figure(5.2, 4.6)
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], color="gray", linewidth=1, label="p_real = p_model")
     ax.errorbar(
@@ -317,19 +347,19 @@ def plot_audit(cert: Mapping[str, Any]) -> str | None:
     ax.set_ylabel("p_real (real rollouts)")
     ax.set_title(f"Shield accuracy at step {cert['step']}:\ntask policy alone, {audit['states']} audited states")
     ax.legend(fontsize=8, loc="upper left")
-    return _png(fig)
+    return png_uri(fig)
 
 
 def plot_violations(series: Mapping[str, Any]) -> str | None:
     """(e) Violations per episode by label (moving average) and cumulative violations over training."""
     if not series["labels"] and not series["cumulative"]:
         return None
-    fig = _figure(9.0, 3.6)
+    fig = new_figure(9.0, 3.6)
     left, right = fig.subplots(1, 2)
     for label, points in series["labels"].items():
         if points:
             values = [v for _, v in points]
-            left.plot([s for s, _ in points], _moving_average(values, _window(len(values))), label=label)
+            left.plot([s for s, _ in points], moving_average(values, smoothing_window(len(values))), label=label)
     if not series["labels"]:
         left.text(0.5, 0.5, "no per-label counts logged", ha="center", va="center", transform=left.transAxes)
     else:
@@ -344,7 +374,7 @@ def plot_violations(series: Mapping[str, Any]) -> str | None:
     right.set_ylabel("violations")
     right.set_title("Cumulative violations during training")
     right.grid(alpha=0.3)
-    return _png(fig)
+    return png_uri(fig)
 
 
 def plot_returns(series: Mapping[str, Any]) -> str | None:
@@ -352,18 +382,18 @@ def plot_returns(series: Mapping[str, Any]) -> str | None:
     points = series["return"]
     if not points:
         return None
-    fig = _figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     steps, values = [s for s, _ in points], [v for _, v in points]
-    window = _window(len(values))
+    window = smoothing_window(len(values))
     ax.scatter(steps, values, s=6, alpha=0.3, label="episode")
-    ax.plot(steps, _moving_average(values, window), color="C1", label=f"moving average ({window} episodes)")
+    ax.plot(steps, moving_average(values, window), color="C1", label=f"moving average ({window} episodes)")
     ax.set_xlabel("agent step")
     ax.set_ylabel("episode return")
     ax.set_title("Episode return during training")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return _png(fig)
+    return png_uri(fig)
 
 
 # -------------------------------------------------------------------------------------------- context
@@ -381,13 +411,14 @@ def _deployed_ok(doc: Mapping[str, Any]) -> bool:
     return bool(doc["deployed"]["available"] and doc["deployed"]["states"])
 
 
-def _agent_name(doc: Mapping[str, Any]) -> str:
+def agent_name(doc: Mapping[str, Any]) -> str:
     """Which agent a certificate is about: the run's agent and, where audited, the policy the deployed audit ran."""
     agent, policy = doc["provenance"]["agent"], doc["deployed"]["policy"]
     return f"{agent}: {policy}" if policy else agent
 
 
-def _verdict_row(cert: Mapping[str, Any]) -> dict[str, str]:
+def verdict_row(cert: Mapping[str, Any]) -> dict[str, str]:
+    """One certificate (``{"step", "doc"}``) as the verdict table's formatted cells (status, bounds, counts, reason)."""
     doc = cert["doc"]
     model, real, audit, dep, verdict = doc["model"], doc["real"], doc["audit"], doc["deployed"], doc["verdict"]
     if real["episodes"]:
@@ -550,7 +581,7 @@ def _details(cert: Mapping[str, Any]) -> dict[str, Any]:
         "spec": spec,
         "p_max": p_max,
         "agent": prov["agent"],
-        "agent_name": _agent_name(doc),
+        "agent_name": agent_name(doc),
         "task": prov["task"],
         "delta": {k: fmt(delta[k]) for k in ("total", "model", "real", "audit", "deployed")},
         "delta_method": delta["method"],
@@ -559,7 +590,7 @@ def _details(cert: Mapping[str, Any]) -> dict[str, Any]:
         "confidence_pct": _conf(delta["total"]),
         "ledger": _ledger(delta),
         "provenance": provenance,
-        "verdict": _verdict_row(cert),
+        "verdict": verdict_row(cert),
         "statement": verdict["statement"],
         "deployed_available": _deployed_ok(doc),
         "deployed_reason": dep["reason"] or "no audited states",
@@ -769,17 +800,12 @@ def _certified(latest: Mapping[str, Any] | None) -> list[dict[str, Any]]:
 
 
 def _context(run: RunDir) -> dict[str, Any]:
-    try:
-        config = run.read_config()
-    except (OSError, ValueError, yaml.YAMLError):
-        config = {}
-    if not isinstance(config, dict):
-        config = {}
+    config = read_config(run)
     certs, problems = _read_certificates(run)
     latest = certs[-1] if certs else None
     latest_doc = latest["doc"] if latest else None
     details = _details(latest) if latest else None
-    series = _training_series(run)
+    series = training_series(run)
     config_hash, config_hash_note = _config_hash(run, latest_doc)
     prov = latest_doc["provenance"] if latest_doc else {}
     header = [
@@ -787,7 +813,7 @@ def _context(run: RunDir) -> dict[str, Any]:
         ("run directory", str(run.path)),
         ("task", str(prov.get("task") or config.get("task", "n/a"))),
         ("agent", str(prov.get("agent") or config.get("agent", "n/a"))),
-        ("certified agent (latest certificate)", _agent_name(latest_doc) if latest_doc else "none yet"),
+        ("certified agent (latest certificate)", agent_name(latest_doc) if latest_doc else "none yet"),
         ("seed", str(prov.get("seed", config.get("seed", "n/a")))),
         (f"config sha256 ({config_hash_note})", config_hash),
         ("checkpoints on disk", ", ".join(map(str, run.checkpoint_steps())) or "none"),
@@ -847,7 +873,7 @@ def _context(run: RunDir) -> dict[str, Any]:
         "run_name": run.path.name,
         "run_path": str(run.path),
         "header": header,
-        "certificates": [_verdict_row(c) for c in certs],
+        "certificates": [verdict_row(c) for c in certs],
         "problems": problems,
         "latest": details,
         "plots": [{"id": i, "title": t, "src": src, "caption": cap} for i, t, src, cap in plots if src],
@@ -861,7 +887,14 @@ def _context(run: RunDir) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------- render
 
 
-def _environment():
+def template_environment():
+    """The jinja2 environment of the report templates (HTML autoescaped, an ``md`` filter for table cells).
+
+    Raises
+    ------
+    ReportError
+        matplotlib or jinja2 is not installed.
+    """
     try:
         import jinja2
         import matplotlib  # noqa: F401
@@ -897,7 +930,7 @@ def render_report(run_dir: str | os.PathLike | RunDir) -> tuple[Path, Path]:
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     if not run.exists():
         raise ReportError(f"{run.path} is not a run directory (no config.yaml); pass the --logdir of a training run")
-    env = _environment()
+    env = template_environment()
     context = _context(run)
     html = env.get_template("report.html.j2").render(**context)
     markdown = env.get_template("report.md.j2").render(**context)
