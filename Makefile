@@ -61,13 +61,19 @@ lock:
 	cd requirements && $(COMPILE) tools.in -o tools.txt
 	cd requirements && $(COMPILE) --no-deps no-deps.in -o no-deps.txt
 
-# The main job: train AMBS (grid settings: configs.yaml quickstart) on the built-in grid into runs/quickstart (resumed if it exists), certify
-# its checkpoints (model level, real episodes, model-error audit), verify the newest certificate, write the report.
+# The main job: train AMBS and unshielded DreamerV3 on the built-in grid with the same seed and settings
+# (configs.yaml quickstart) into runs/quickstart/{ambs,dreamer} (resumed if they exist), certify both newest
+# checkpoints (the deployed agent, real episodes, the model-error audit, the model level), verify the AMBS
+# certificate by recomputing it, write one side-by-side page, runs/quickstart/comparison.html, and print the AMBS
+# sample size for eps 0.09, delta 0.01.
+QS_CERTIFY := --states 32 --samples 256 --episodes 16 --audit-states 8
 quickstart: install
-	$(BIN)/ambs-verify train --configs quickstart
-	$(BIN)/ambs-verify certify runs/quickstart --checkpoints all --states 32 --samples 256 --episodes 16 --audit-states 8
-	$(BIN)/ambs-verify verify runs/quickstart
-	$(BIN)/ambs-verify report runs/quickstart
+	$(BIN)/ambs-verify train --configs quickstart --agent ambs --logdir runs/quickstart/ambs
+	$(BIN)/ambs-verify train --configs quickstart --agent dreamer --logdir runs/quickstart/dreamer
+	$(BIN)/ambs-verify certify runs/quickstart/ambs $(QS_CERTIFY)
+	$(BIN)/ambs-verify certify runs/quickstart/dreamer $(QS_CERTIFY)
+	$(BIN)/ambs-verify verify runs/quickstart/ambs
+	$(BIN)/ambs-verify report runs/quickstart/ambs runs/quickstart/dreamer --out runs/quickstart
 	$(BIN)/ambs-verify bounds samples --eps 0.09 --delta 0.01 --theorem 2 --horizon 30
 
 # What CI runs on a second Python: the main job's shape in a few hundred steps, with a relative logdir, from a

@@ -69,7 +69,7 @@ def summarise(metrics: list[dict], steps: int) -> dict:
 
 def train_one(label: str, seed: int, steps: int | None, root: Path) -> dict:
     """Train and evaluate one agent on one seed; the run directory is ``root/<label>-<seed>``."""
-    from ambs_verify.config import resolve
+    from ambs_verify.config import env_options, resolve
     from ambs_verify.envs.registry import make_env
     from ambs_verify.runs import RunDir
     from ambs_verify.trainers.evaluate import evaluate
@@ -85,7 +85,8 @@ def train_one(label: str, seed: int, steps: int | None, root: Path) -> dict:
     agent = build_agent(config)
     train(config, agent)
     train_s = time.perf_counter() - start
-    ev = evaluate(agent, lambda: make_env(config.task), EVAL_EPISODES, seed=EVAL_SEED)
+    options = env_options(config)  # the layout the agent trained on, not the task's default
+    ev = evaluate(agent, lambda: make_env(config.task, **options), EVAL_EPISODES, seed=EVAL_SEED)
     out = summarise(RunDir(config.logdir).read_metrics(), config.run.steps)
     out.update(
         label=label,
