@@ -44,6 +44,7 @@ AGENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "ambs+penl": ("ambs", ("penl",)),
     "ambs+plpg": ("ambs", ("plpg",)),
     "ambs+copt": ("ambs", ("copt",)),
+    "ambs+grid_ambs": ("ambs", ("grid_ambs",)),  # PENL 0.1, actor-critic lr 1e-4 (README: the known gap)
 }
 SEEDS = (0, 1, 2, 3, 4)
 EVAL_EPISODES = 32
