@@ -227,6 +227,9 @@ def test_config_from_yaml_style_dict():
     assert random_start.config.start is None
     starts = {random_start.reset(seed=s)[1]["state"] for s in range(200)}
     assert starts == set(random_start.free_states.tolist())
+    for bad in ("rand", [1, 2, 3], 5):
+        with pytest.raises(EnvConfigError, match=r"grid option start takes \[row, col\] or random"):
+            GridConfig.from_dict({"start": bad})
 
 
 def test_episode_means_exact_on_deterministic_paths():

@@ -57,6 +57,11 @@ class GridConfig:
         data = dict(data)
         if data.get("start") == "random":  # a config's null means "the default", so random starts have a name
             data["start"] = None
+        for key in ("goal", "start"):
+            value = data.get(key)
+            if value is not None and (not isinstance(value, list | tuple) or len(value) != 2):
+                accepted = "[row, col] or random" if key == "start" else "[row, col]"
+                raise EnvConfigError(f"grid option {key} takes {accepted} (got {value!r})")
         if "hazards" in data:
             data["hazards"] = tuple(tuple(int(v) for v in cell) for cell in data["hazards"])
         for key in ("goal", "start"):
