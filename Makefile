@@ -61,14 +61,14 @@ lock:
 	cd requirements && $(COMPILE) tools.in -o tools.txt
 	cd requirements && $(COMPILE) --no-deps no-deps.in -o no-deps.txt
 
-# The main job: train AMBS and unshielded DreamerV3 on the built-in grid with the same seed and settings
-# (configs.yaml quickstart) into runs/quickstart/{ambs,dreamer} (resumed if they exist), certify both newest
+# The main job: train AMBS (with the grid_ambs block: PENL 0.1, actor-critic lr 1e-4) and unshielded DreamerV3 on
+# the built-in grid with the same seed (configs.yaml quickstart) into runs/quickstart/{ambs,dreamer} (resumed if they exist), certify both newest
 # checkpoints (the deployed agent, real episodes, the model-error audit, the model level), verify the AMBS
 # certificate by recomputing it, write one side-by-side page, runs/quickstart/comparison.html, and print the AMBS
 # sample size for eps 0.09, delta 0.01.
 QS_CERTIFY := --states 32 --samples 256 --episodes 16 --audit-states 8
 quickstart: install
-	$(BIN)/ambs-verify train --configs quickstart --agent ambs --logdir runs/quickstart/ambs
+	$(BIN)/ambs-verify train --configs quickstart grid_ambs --agent ambs --logdir runs/quickstart/ambs
 	$(BIN)/ambs-verify train --configs quickstart --agent dreamer --logdir runs/quickstart/dreamer
 	$(BIN)/ambs-verify certify runs/quickstart/ambs $(QS_CERTIFY)
 	$(BIN)/ambs-verify certify runs/quickstart/dreamer $(QS_CERTIFY)
