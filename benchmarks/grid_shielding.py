@@ -1,17 +1,10 @@
 """The AMBS paper's comparison on the built-in ``grid``, at the quickstart budget, over several seeds.
 
 Agents (``AGENTS``: config blocks on top of ``quickstart``): AMBS, unshielded DreamerV3, Lagrangian DreamerV3 and
-AMBS with PENL, PLPG or COPT. Every run trains from scratch in its own directory under ``--runs`` (default a
-temporary one) and is then evaluated with the shared evaluator (:func:`ambs_verify.trainers.evaluate.evaluate`,
-the deployed agent, 32 episodes on fresh seeds). Per run, from its ``metrics.jsonl``:
-
-* ``cumulative_violations``: violating steps of every episode that finished during the run (all envs, the random
-  prefill included; the episodes still running at the last step are left out);
-* ``violations_per_episode_last20``: mean violations of the episodes that ended in the last 20 % of the steps;
-* ``override_rate_last20`` and ``p_hat_std_last20``: the shield's override rate over those episodes' steps and
-  the spread of p̂ across states in the log records of that stretch (AMBS agents only);
-* ``eval_return``, ``eval_goal_rate`` (episodes that reached the goal) and ``eval_violations``;
-* ``wall_s``: training plus evaluation.
+AMBS with PENL, PLPG or COPT. Every run trains from scratch in its own directory under ``$GRID_SHIELDING_RUNS``
+(default a temporary one) and is then evaluated on 32 fresh episodes; the per-run figures are those of
+:mod:`benchmarks.training` (cumulative training violations, the last 20 %'s violations per episode and override
+rate, the spread of p̂, the final return and goal rate, the wall time).
 
 Summary: per agent the mean and spread over seeds; the ratio of AMBS's to DreamerV3's mean cumulative violations
 with a percentile-bootstrap 95 % CI over seeds (``scipy.stats.bootstrap``, the two agents resampled
@@ -25,16 +18,11 @@ run, not a result). ``GRID_SHIELDING_SEEDS`` / ``GRID_SHIELDING_AGENTS`` (comma-
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
-import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
-
-from benchmarks.common import RESULTS_DIR, main, row
+from benchmarks.common import main, row
+from benchmarks.training import per_label, ratio_ci, selected, sweep, train_and_evaluate
 
 # agent label -> (agent, extra config blocks); all on top of "quickstart"
 AGENTS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -48,114 +36,28 @@ AGENTS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 SEEDS = (0, 1, 2, 3, 4)
 EVAL_EPISODES = 32
-EVAL_SEED = 10_000  # evaluation environments never share a seed with training ones
-LAST = 0.2
-
-
-def summarise(metrics: list[dict], steps: int) -> dict:
-    """The training figures of one run from its metric records (module docstring)."""
-    episodes = [r for r in metrics if "episode/return" in r]
-    late = [r for r in episodes if r["step"] > (1 - LAST) * steps]
-    overrides = [r["episode/override_rate"] for r in late if r.get("episode/override_rate") is not None]
-    spread = [r["policy/p_hat_std"] for r in metrics if r["step"] > (1 - LAST) * steps and "policy/p_hat_std" in r]
-    return {
-        "episodes": len(episodes),
-        "cumulative_violations": int(sum(r["episode/violations"] for r in episodes)),
-        "violations_per_episode_last20": statistics.fmean(r["episode/violations"] for r in late) if late else None,
-        "return_last20": statistics.fmean(r["episode/return"] for r in late) if late else None,
-        "override_rate_last20": statistics.fmean(overrides) if overrides else None,
-        "p_hat_std_last20": statistics.fmean(spread) if spread else None,
-    }
+AMBS_OF_RECORD = "ambs+grid_ambs"  # the AMBS that make quickstart trains; the goals judge it
 
 
 def train_one(label: str, seed: int, steps: int | None, root: Path) -> dict:
     """Train and evaluate one agent on one seed; the run directory is ``root/<label>-<seed>``."""
-    from ambs_verify.config import env_options, resolve
-    from ambs_verify.envs.registry import make_env
-    from ambs_verify.runs import RunDir
-    from ambs_verify.trainers.evaluate import evaluate
-    from ambs_verify.trainers.factory import build_agent
-    from ambs_verify.trainers.loop import train
-
     agent_name, blocks = AGENTS[label]
-    overrides = {"agent": agent_name, "seed": seed, "logdir": str(root / f"{label}-{seed}"), "run.progress": False}
+    overrides = {"agent": agent_name, "seed": seed, "logdir": str(root / f"{label}-{seed}")}
     if steps:
         overrides["run.steps"] = steps
-    config = resolve(["quickstart", *blocks], overrides)
-    start = time.perf_counter()
-    agent = build_agent(config)
-    train(config, agent)
-    train_s = time.perf_counter() - start
-    options = env_options(config)  # the layout the agent trained on, not the task's default
-    ev = evaluate(agent, lambda: make_env(config.task, **options), EVAL_EPISODES, seed=EVAL_SEED)
-    out = summarise(RunDir(config.logdir).read_metrics(), config.run.steps)
-    out.update(
-        label=label,
-        seed=seed,
-        steps=config.run.steps,
-        eval_return=float(ev.returns.mean()),
-        eval_goal_rate=float((ev.returns > 0).mean()),
-        eval_violations=float(ev.violations.mean()),
-        eval_override_rate=None if ev.override_rate is None else float(ev.override_rate.mean()),
-        train_s=train_s,
-        wall_s=time.perf_counter() - start,
-    )
-    return out
-
-
-def ratio_ci(a: list[float], b: list[float], seed: int = 0) -> dict:
-    """mean(a) / mean(b) with a percentile-bootstrap 95 % CI (a and b resampled independently)."""
-    from scipy import stats
-
-    def ratio(x, y, axis=-1):
-        return np.mean(x, axis=axis) / np.maximum(np.mean(y, axis=axis), 1e-12)
-
-    value = float(ratio(np.asarray(a), np.asarray(b)))
-    if len(a) < 2 or len(b) < 2:
-        return {"ratio": value, "ci95": None, "method": "too few seeds for a bootstrap"}
-    res = stats.bootstrap(
-        (np.asarray(a, float), np.asarray(b, float)),
-        ratio,
-        n_resamples=10_000,
-        method="percentile",
-        vectorized=True,
-        random_state=np.random.default_rng(seed),
-    )
-    ci = res.confidence_interval
-    return {"ratio": value, "ci95": [float(ci.low), float(ci.high)], "method": "percentile bootstrap, 10,000"}
-
-
-def _spread(values: list[float]) -> dict:
-    return {
-        "mean": statistics.fmean(values),
-        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-        "min": min(values),
-        "max": max(values),
-    }
+    return train_and_evaluate(["quickstart", *blocks], overrides, EVAL_EPISODES)
 
 
 def summary(runs: list[dict]) -> dict:
-    """Per-agent means and spreads, the AMBS/DreamerV3 violation ratio and the goals."""
-    table = {}
-    for label in AGENTS:
-        mine = [r for r in runs if r["label"] == label]
-        if not mine:
-            continue
-        table[label] = {
-            key: _spread([r[key] for r in mine if r[key] is not None])
-            for key in (
-                "cumulative_violations",
-                "violations_per_episode_last20",
-                "eval_return",
-                "eval_goal_rate",
-                "override_rate_last20",
-                "p_hat_std_last20",
-                "wall_s",
-            )
-            if any(r[key] is not None for r in mine)
-        }
-    out: dict = {"agents": table}
-    ambs = [r for r in runs if r["label"] == "ambs"]
+    """Per-agent means and spreads, the AMBS/DreamerV3 violation ratio and the goals.
+
+    The goals judge the quickstart's AMBS (``ambs+grid_ambs``, :data:`AMBS_OF_RECORD`) where it was run, else the
+    paper's settings (``ambs``); ``ambs_label`` in the result says which.
+    """
+    table = per_label(runs, AGENTS)
+    ambs_label = next((label for label in (AMBS_OF_RECORD, "ambs") if label in table), "ambs")
+    out: dict = {"agents": table, "ambs_label": ambs_label}
+    ambs = [r for r in runs if r["label"] == ambs_label]
     dreamer = [r for r in runs if r["label"] == "dreamer"]
     goals = {}
     if dreamer:
@@ -192,32 +94,14 @@ def summary(runs: list[dict]) -> dict:
     return out
 
 
-def _selected(name: str, default: tuple) -> tuple:
-    text = os.environ.get(name, "")
-    if not text:
-        return default
-    items = tuple(t.strip() for t in text.split(",") if t.strip())
-    return tuple(int(t) for t in items) if default and isinstance(default[0], int) else items
-
-
 def run(quick: bool) -> dict:
-    labels = ("ambs", "dreamer") if quick else _selected("GRID_SHIELDING_AGENTS", tuple(AGENTS))
+    labels = (AMBS_OF_RECORD, "dreamer") if quick else selected("GRID_SHIELDING_AGENTS", tuple(AGENTS))
     unknown = [label for label in labels if label not in AGENTS]
     if unknown:
         raise ValueError(f"unknown agents {unknown}; accepted: {', '.join(AGENTS)}")
-    seeds = (0,) if quick else _selected("GRID_SHIELDING_SEEDS", SEEDS)
+    seeds = (0,) if quick else selected("GRID_SHIELDING_SEEDS", SEEDS)
     steps = 1500 if quick else None  # None: the quickstart's own budget
-    root_env = os.environ.get("GRID_SHIELDING_RUNS")
-    partial = RESULTS_DIR / "grid_shielding-partial.json"
-    runs: list[dict] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(root_env) if root_env else Path(tmp)
-        for seed in seeds:
-            for label in labels:
-                runs.append(train_one(label, seed, steps, root))
-                if not quick:
-                    partial.parent.mkdir(parents=True, exist_ok=True)
-                    partial.write_text(json.dumps({"runs": runs}, indent=2) + "\n")
+    runs = sweep("grid_shielding", seeds, labels, lambda lab, seed, root: train_one(lab, seed, steps, root), not quick)
     return {"seeds": list(seeds), "agents": list(labels), "runs": runs, **summary(runs)}
 
 
@@ -229,7 +113,7 @@ def headline(result: dict) -> list[dict]:
     for label, t in result["agents"].items():
         viol = t["cumulative_violations"]
         ratio = "—"
-        if label == "ambs" and ci:
+        if label == result.get("ambs_label", "ambs") and ci:
             interval = f" [{ci['ci95'][0]:.2f}, {ci['ci95'][1]:.2f}]" if ci["ci95"] else ""
             ratio = f"AMBS/DreamerV3 ×{ci['ratio']:.2f}{interval}"
         out.append(

@@ -9,6 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the benchmarks package lives at the repo root
 
+from ambs_verify.config import block_names
 from benchmarks.suite import NAMES, main
 
 
@@ -42,6 +43,7 @@ def test_unknown_benchmark_is_one_line(tmp_path, capsys):
 def test_grid_shielding_figures_from_records():
     """The per-run figures come from the metric records as documented, and the goals follow the numbers."""
     from benchmarks import grid_shielding as gs
+    from benchmarks.training import ratio_ci, summarise
 
     records = [
         {"step": 100, "episode/return": 0.0, "episode/violations": 5, "episode/override_rate": 0.5},
@@ -50,14 +52,14 @@ def test_grid_shielding_figures_from_records():
         {"step": 950, "policy/p_hat_std": 0.1},
         {"step": 1000, "episode/return": 1.0, "episode/violations": 0, "episode/override_rate": 0.1},
     ]
-    fig = gs.summarise(records, steps=1000)
+    fig = summarise(records, steps=1000)
     assert fig["cumulative_violations"] == 6 and fig["episodes"] == 3
     assert fig["violations_per_episode_last20"] == 0.5 and fig["return_last20"] == 1.0
     assert fig["override_rate_last20"] == pytest.approx(0.15) and fig["p_hat_std_last20"] == 0.1
 
-    ci = gs.ratio_ci([10, 12, 8, 10, 10], [40, 44, 36, 40, 40])
+    ci = ratio_ci([10, 12, 8, 10, 10], [40, 44, 36, 40, 40])
     assert ci["ratio"] == pytest.approx(0.25) and ci["ci95"][0] <= 0.25 <= ci["ci95"][1] and ci["ci95"][1] < 0.5
-    assert gs.ratio_ci([1.0], [2.0])["ci95"] is None
+    assert ratio_ci([1.0], [2.0])["ci95"] is None
 
     def run(label, seed, viol, ret, goal, override=None, spread=None):
         return {
@@ -79,3 +81,51 @@ def test_grid_shielding_figures_from_records():
     assert goals["ambs_fewer_violations"]["met"] and goals["ambs_override_rate"]["met"]
     runs = [r | {"override_rate_last20": 0.9} if r["label"] == "ambs" else r for r in runs]
     assert not gs.summary(runs)["goals"]["ambs_override_rate"]["met"]
+
+
+def test_paper_summary_compares_each_block_with_its_reference():
+    """Each paper block's violations are compared with its experiment's DreamerV3 reference, over seeds."""
+    from benchmarks import paper
+
+    def run(label, seed, viol):
+        return {
+            "label": label,
+            "seed": seed,
+            "cumulative_violations": viol,
+            "violations_per_episode_last20": 1.0,
+            "eval_return": 10.0,
+            "eval_goal_rate": 1.0,
+            "override_rate_last20": None,
+            "p_hat_std_last20": None,
+            "wall_s": 1.0,
+        }
+
+    runs = [run("paper_seaquest_dreamer", s, 100 + s) for s in range(3)]
+    runs += [run("paper_seaquest_ambs", s, 50 + s) for s in range(3)]
+    out = paper.summary(runs, ["seaquest"])
+    assert set(out["blocks"]) == {"paper_seaquest_dreamer", "paper_seaquest_ambs"}
+    assert out["blocks"]["paper_seaquest_ambs"]["cumulative_violations"]["mean"] == 51
+    (key,) = out["violation_ratios"]
+    assert key == "paper_seaquest_ambs / paper_seaquest_dreamer"
+    assert out["violation_ratios"][key]["ratio"] == pytest.approx(51 / 101)
+    rows = paper.headline({"seeds": [0, 1, 2], **out})
+    assert len(rows) == 2
+    assert all(set(paper.EXPERIMENTS[e]["blocks"]) <= set(block_names()) for e in paper.EXPERIMENTS)
+
+
+def test_sweep_goes_seed_by_seed_and_keeps_what_it_measured(tmp_path, monkeypatch):
+    import benchmarks.common as common
+    from benchmarks.training import sweep
+
+    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
+    monkeypatch.setenv("DEMO_RUNS", str(tmp_path / "runs"))
+    roots = []
+
+    def one(label, seed, root):
+        roots.append(root)
+        return {"x": seed}
+
+    runs = sweep("demo", (0, 1), ("a", "b"), one)
+    assert [(r["label"], r["x"]) for r in runs] == [("a", 0), ("b", 0), ("a", 1), ("b", 1)]
+    assert roots == [tmp_path / "runs"] * 4
+    assert json.loads((tmp_path / "demo-partial.json").read_text())["runs"] == runs
