@@ -8,9 +8,9 @@ rate, the spread of p̂, the final return and goal rate, the wall time).
 
 Summary: per agent the mean and spread over seeds; the ratio of AMBS's to DreamerV3's mean cumulative violations
 with a percentile-bootstrap 95 % CI over seeds (``scipy.stats.bootstrap``, the two agents resampled
-independently, 10,000 resamples, fixed seed); and the issue's three goals with the measured value and whether
-it is met. Results are also written after every run (``partial``), so an interrupted benchmark keeps what it
-measured.
+independently, 10,000 resamples, fixed seed), also over the violations after the shared random prefill; and the
+issue's three goals with the measured value and whether it is met (the goal counts every training violation).
+Results are also written after every run (``partial``), so an interrupted benchmark keeps what it measured.
 
 ``python -m benchmarks.grid_shielding [--quick]`` (quick: AMBS and DreamerV3, one seed, 1,500 steps: a smoke
 run, not a result). ``GRID_SHIELDING_SEEDS`` / ``GRID_SHIELDING_AGENTS`` (comma-separated) select a subset.
@@ -70,6 +70,10 @@ def summary(runs: list[dict]) -> dict:
     if ambs and dreamer:
         ci = ratio_ci([r["cumulative_violations"] for r in ambs], [r["cumulative_violations"] for r in dreamer])
         out["violations_ratio_ambs_over_dreamer"] = ci
+        if all(r.get("violations_after_prefill") is not None for r in ambs + dreamer):
+            out["violations_after_prefill_ratio_ambs_over_dreamer"] = ratio_ci(
+                [r["violations_after_prefill"] for r in ambs], [r["violations_after_prefill"] for r in dreamer]
+            )
         ret_ratio = statistics.fmean(r["eval_return"] for r in ambs) / max(
             statistics.fmean(r["eval_return"] for r in dreamer), 1e-12
         )

@@ -6,6 +6,9 @@ Per run (:func:`summarise`, :func:`train_and_evaluate`):
 
 * ``cumulative_violations``: violating steps of every episode that finished during the run (all envs, the random
   prefill included; the episodes still running at the last step are left out);
+* ``violations_after_prefill``: the same over the episodes that ended after the random prefill (DreamerV3 agents:
+  ``max(run.train_fill, B·T)`` steps; baselines: ``baselines.min_replay_history``), i.e. mostly what the agent's
+  own policy did; agents trained with one seed share their prefill, so this is where they differ;
 * ``violations_per_episode_last20`` and ``return_last20``: means over the episodes that ended in the last 20 % of
   the steps;
 * ``override_rate_last20`` and ``p_hat_std_last20``: the shield's override rate over those episodes' steps and
@@ -30,8 +33,9 @@ LAST = 0.2
 EVAL_SEED = 10_000  # evaluation environments never share a seed with training ones
 
 
-def summarise(metrics: list[dict], steps: int) -> dict:
-    """The training figures of one run from its metric records (module docstring)."""
+def summarise(metrics: list[dict], steps: int, prefill: int = 0) -> dict:
+    """The training figures of one run from its metric records (module docstring); ``prefill``: the random
+    prefill's length in agent steps."""
     episodes = [r for r in metrics if "episode/return" in r]
     late = [r for r in episodes if r["step"] > (1 - LAST) * steps]
     overrides = [r["episode/override_rate"] for r in late if r.get("episode/override_rate") is not None]
@@ -39,6 +43,7 @@ def summarise(metrics: list[dict], steps: int) -> dict:
     return {
         "episodes": len(episodes),
         "cumulative_violations": int(sum(r["episode/violations"] for r in episodes)),
+        "violations_after_prefill": int(sum(r["episode/violations"] for r in episodes if r["step"] > prefill)),
         "violations_per_episode_last20": statistics.fmean(r["episode/violations"] for r in late) if late else None,
         "return_last20": statistics.fmean(r["episode/return"] for r in late) if late else None,
         "override_rate_last20": statistics.fmean(overrides) if overrides else None,
@@ -53,7 +58,7 @@ def train_and_evaluate(blocks: list[str], overrides: dict, episodes: int) -> dic
     from ambs_verify.envs.registry import make_env
     from ambs_verify.runs import RunDir
     from ambs_verify.trainers.evaluate import evaluate
-    from ambs_verify.trainers.factory import build_agent, trainer_for
+    from ambs_verify.trainers.factory import BASELINE_AGENTS, build_agent, trainer_for
 
     config = resolve(blocks, {"run.progress": False, **overrides})
     start = time.perf_counter()
@@ -62,7 +67,11 @@ def train_and_evaluate(blocks: list[str], overrides: dict, episodes: int) -> dic
     train_s = time.perf_counter() - start
     options = env_options(config)  # the environment the agent trained on, not the task's default
     ev = evaluate(agent, lambda: make_env(config.task, **options), episodes, seed=EVAL_SEED)
-    out = summarise(RunDir(config.logdir).read_metrics(), config.run.steps)
+    if config.agent in BASELINE_AGENTS:  # uniform random actions until the replay holds this many transitions
+        prefill = config.baselines.min_replay_history
+    else:
+        prefill = max(config.run.train_fill, config.replay.batch_size * config.replay.batch_length)
+    out = summarise(RunDir(config.logdir).read_metrics(), config.run.steps, prefill)
     out.update(
         agent=config.agent,
         task=config.task,
@@ -112,6 +121,7 @@ def spread(values: list[float]) -> dict:
 
 FIGURES = (
     "cumulative_violations",
+    "violations_after_prefill",
     "violations_per_episode_last20",
     "eval_return",
     "eval_goal_rate",
@@ -128,9 +138,9 @@ def per_label(runs: list[dict], labels) -> dict:
         mine = [r for r in runs if r["label"] == label]
         if mine:
             table[label] = {
-                key: spread([r[key] for r in mine if r[key] is not None])
+                key: spread([r[key] for r in mine if r.get(key) is not None])
                 for key in FIGURES
-                if any(r[key] is not None for r in mine)
+                if any(r.get(key) is not None for r in mine)
             }
     return table
 

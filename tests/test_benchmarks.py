@@ -52,8 +52,8 @@ def test_grid_shielding_figures_from_records():
         {"step": 950, "policy/p_hat_std": 0.1},
         {"step": 1000, "episode/return": 1.0, "episode/violations": 0, "episode/override_rate": 0.1},
     ]
-    fig = summarise(records, steps=1000)
-    assert fig["cumulative_violations"] == 6 and fig["episodes"] == 3
+    fig = summarise(records, steps=1000, prefill=100)
+    assert fig["cumulative_violations"] == 6 and fig["episodes"] == 3 and fig["violations_after_prefill"] == 1
     assert fig["violations_per_episode_last20"] == 0.5 and fig["return_last20"] == 1.0
     assert fig["override_rate_last20"] == pytest.approx(0.15) and fig["p_hat_std_last20"] == 0.1
 
