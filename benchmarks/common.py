@@ -15,6 +15,7 @@ import os
 import platform
 import socket
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from importlib import metadata
@@ -171,12 +172,20 @@ def write_result(name: str, result: dict, out_dir: Path = RESULTS_DIR) -> Path:
     return path
 
 
+class SelectionError(ValueError):
+    """A benchmark was asked for agents, blocks or experiments it does not have."""
+
+
 def main(name: str, run: Callable[[bool], dict]) -> None:
     """Command-line entry for one benchmark module."""
     parser = argparse.ArgumentParser(description=f"benchmark: {name}")
     parser.add_argument("--quick", action="store_true", help="fewer repeats and smaller sizes")
     args = parser.parse_args()
-    result = run(args.quick)
+    try:
+        result = run(args.quick)
+    except SelectionError as exc:  # an unknown agent, block or experiment in the environment: one line, exit 2
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     path = write_result(name, result)
     print(json.dumps(result, indent=2))
     print(f"written: {path}")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from benchmarks.common import main, row
+from benchmarks.common import SelectionError, main, row
 from benchmarks.training import per_label, ratio_ci, selected, sweep, train_and_evaluate
 
 # agent label -> (agent, extra config blocks); all on top of "quickstart"
@@ -102,7 +102,7 @@ def run(quick: bool) -> dict:
     labels = (AMBS_OF_RECORD, "dreamer") if quick else selected("GRID_SHIELDING_AGENTS", tuple(AGENTS))
     unknown = [label for label in labels if label not in AGENTS]
     if unknown:
-        raise ValueError(f"unknown agents {unknown}; accepted: {', '.join(AGENTS)}")
+        raise SelectionError(f"unknown agents {unknown}; accepted: {', '.join(AGENTS)}")
     seeds = (0,) if quick else selected("GRID_SHIELDING_SEEDS", SEEDS)
     steps = 1500 if quick else None  # None: the quickstart's own budget
     runs = sweep("grid_shielding", seeds, labels, lambda lab, seed, root: train_one(lab, seed, steps, root), not quick)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 
-from benchmarks.common import main, row
+from benchmarks.common import SelectionError, main, row
 from benchmarks.training import per_label, ratio_ci, selected, sweep, train_and_evaluate
 
 EXPERIMENTS: dict[str, dict] = {
@@ -63,9 +63,12 @@ def run(quick: bool) -> dict:
     experiments = ["seaquest"] if quick else list(selected("PAPER_EXPERIMENTS", tuple(EXPERIMENTS)))
     unknown = [e for e in experiments if e not in EXPERIMENTS]
     if unknown:
-        raise ValueError(f"unknown experiments {unknown}; accepted: {', '.join(EXPERIMENTS)}")
-    blocks = [b for name in experiments for b in EXPERIMENTS[name]["blocks"]]
-    blocks = list(selected("PAPER_BLOCKS", tuple(blocks)))
+        raise SelectionError(f"unknown experiments {unknown}; accepted: {', '.join(EXPERIMENTS)}")
+    known = [b for name in experiments for b in EXPERIMENTS[name]["blocks"]]
+    blocks = list(selected("PAPER_BLOCKS", tuple(known)))
+    if any(b not in known for b in blocks):
+        unknown = [b for b in blocks if b not in known]
+        raise SelectionError(f"unknown PAPER_BLOCKS {unknown}; accepted: {', '.join(known)}")
     seeds = (0,) if quick else selected("PAPER_SEEDS", SEEDS)
     extra = ["debug"] if quick else list(selected("PAPER_CONFIGS", ()))
     steps = 500 if quick else int(float(os.environ["PAPER_STEPS"])) if os.environ.get("PAPER_STEPS") else None

@@ -129,3 +129,21 @@ def test_sweep_goes_seed_by_seed_and_keeps_what_it_measured(tmp_path, monkeypatc
     assert [(r["label"], r["x"]) for r in runs] == [("a", 0), ("b", 0), ("a", 1), ("b", 1)]
     assert roots == [tmp_path / "runs"] * 4
     assert json.loads((tmp_path / "demo-partial.json").read_text())["runs"] == runs
+
+
+@pytest.mark.parametrize(
+    ("module", "variable", "fragment"),
+    [("paper", "PAPER_BLOCKS", "unknown PAPER_BLOCKS ['nope']"), ("grid_shielding", "GRID_SHIELDING_AGENTS", "agents")],
+)
+def test_unknown_selection_is_one_line(module, variable, fragment, monkeypatch, capsys):
+    import importlib
+
+    from benchmarks.common import main as bench_main
+
+    monkeypatch.setenv(variable, "nope")
+    monkeypatch.setattr(sys, "argv", [module])
+    with pytest.raises(SystemExit) as exit_info:
+        bench_main(module, importlib.import_module(f"benchmarks.{module}").run)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1 and fragment in err
+    assert "accepted: " in err
