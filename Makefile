@@ -101,8 +101,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 # The learning tests: seeded DreamerV3 and AMBS runs on the grid at a fixed budget, judged against the exact
-# random-policy yardsticks, and each paper block on real data (about 18 minutes on 2 cores; CI runs them after the
-# suite).
+# random-policy yardsticks, and each paper block on real data (minutes each; CI runs them after the suite).
 test-learning: install
 	$(BIN)/python -m pytest -q -m learning -rfEP  # -rP: show the measured figures of passing tests too
 

@@ -66,8 +66,8 @@ def run(quick: bool) -> dict:
         raise SelectionError(f"unknown experiments {unknown}; accepted: {', '.join(EXPERIMENTS)}")
     known = [b for name in experiments for b in EXPERIMENTS[name]["blocks"]]
     blocks = list(selected("PAPER_BLOCKS", tuple(known)))
-    if any(b not in known for b in blocks):
-        unknown = [b for b in blocks if b not in known]
+    unknown = [b for b in blocks if b not in known]
+    if unknown:
         raise SelectionError(f"unknown PAPER_BLOCKS {unknown}; accepted: {', '.join(known)}")
     seeds = (0,) if quick else selected("PAPER_SEEDS", SEEDS)
     extra = ["debug"] if quick else list(selected("PAPER_CONFIGS", ()))
@@ -89,7 +89,8 @@ def headline(result: dict) -> list[dict]:
     out = []
     for block, t in result["blocks"].items():
         viol = t["cumulative_violations"]
-        ratio = next((f"×{v['ratio']:.2f}" for k, v in result["violation_ratios"].items() if k.startswith(block)), "—")
+        ratios = result["violation_ratios"]
+        ratio = next((f"×{v['ratio']:.2f}" for k, v in ratios.items() if k.startswith(f"{block} / ")), "—")
         out.append(
             row(
                 f"{block}, {len(result['seeds'])} seed(s)",

@@ -6,7 +6,8 @@ agent steps, so what is checked is that the block's pipeline learns from that da
 total loss over the last third of the logged updates is below its value over the first third, by a margin. The
 Rainbow block has no world model, and its C51 cross-entropy is bounded below by the entropy of a target that moves
 with the data, so it need not fall in a few hundred steps; there the run must make finite updates on real frames.
-Marked ``learning`` (``make test-learning``): the seven runs take about 8 minutes.
+Marked ``learning`` (``make test-learning``): the seven runs took 17 minutes
+with the test suite running beside them.
 """
 
 from __future__ import annotations
