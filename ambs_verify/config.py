@@ -82,6 +82,7 @@ MINIMUM: dict[str, float] = {
     "replay.batch_length": 1,
     "replay.chunk": 1,
     "shield_samples": 1,
+    "shield_candidates": 0,
     "imag_horizon": 1,
     "shield_eps": 0,
 }
@@ -586,6 +587,7 @@ def shield_config(config: Config):
         delta_safe=config.shield_delta_safe,
         bound_delta=config.shield_bound_delta,
         event=config.shield_event,
+        candidates=config.shield_candidates,
     )
 
 

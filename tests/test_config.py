@@ -140,6 +140,7 @@ def test_regex_override_matches_like_the_reference():
         (["positional"], "unexpected argument 'positional'"),
         (["--jax.precision", "float64"], "--jax.precision must be one of float32, bfloat16, float16"),
         (["--envs.amount", "0"], "--envs.amount must be >= 1"),
+        (["--shield_candidates", "-1"], "--shield_candidates must be >= 0"),
         (["--x\\.nothing.*", "1"], "matches no config key"),
     ],
 )
@@ -202,3 +203,10 @@ def test_agent_config_mapping():
     assert agent.compute_dtype == "bfloat16" and (agent.batch_size, agent.batch_length) == (8, 12)
     assert dataclasses.is_dataclass(agent)
     assert agent_config(resolve(["atari"])).safety.cost_val == 10.0
+
+
+def test_shield_candidates_reach_the_shield():
+    from ambs_verify.config import shield_config
+
+    assert shield_config(resolve(["quickstart"])).candidates == 0  # the paper judges the policy
+    assert shield_config(resolve(["quickstart"], {"shield_candidates": 4})).candidates == 4

@@ -164,3 +164,62 @@ def test_within_event_counts_what_the_certificate_counts(agent, value):
 def test_unknown_shield_event_is_rejected():
     with pytest.raises(ValueError, match="accepted: discounted, within"):
         ShieldConfig(event="soon")
+
+
+def test_ranked_candidates_start_with_the_plain_sample_and_are_distinct():
+    from ambs_verify.agents.distributions import onehot_ranked, onehot_sample
+
+    logits = jnp.log(jnp.array([[0.7, 0.1, 0.15, 0.05]] * 64))
+    key = jax.random.PRNGKey(7)
+    ranked = np.asarray(onehot_ranked(key, logits, 4))  # (64, 4, 4)
+    np.testing.assert_allclose(ranked[:, 0], np.asarray(onehot_sample(key, logits)), atol=1e-6)  # straight-through
+    np.testing.assert_array_equal(ranked.sum(axis=1), np.ones((64, 4)))  # a permutation of the 4 actions
+
+
+def test_candidates_execute_the_first_action_judged_safe(agent):
+    """``candidates`` K: the decision executes the first candidate whose own traces (first imagined action = the
+    candidate, then the task policy) stay below eps, reports the proposal's p̂, and overrides only when no
+    candidate is safe. Checked candidate by candidate against the same imagined traces, with a cost head whose
+    prediction depends on the state so candidates differ."""
+    from ambs_verify.agents.actor_critic import actor_candidates
+    from ambs_verify.agents.shield import _trace_outcomes
+
+    ag, state, post = agent
+    params = jax.tree.map(lambda x: x, state["wm"]["params"])
+    dense = params["cost"]["out"]["Dense_0"]
+    dense["kernel"] = jax.random.normal(jax.random.PRNGKey(8), dense["kernel"].shape) * 3.0
+    state = {**state, "wm": {**state["wm"], "params": params}}
+    m, k = 16, 4
+    config = ShieldConfig(samples=m, horizon=3, threshold_horizon=3, cost_val=1.0, event="within", candidates=k)
+    key = jax.random.PRNGKey(9)
+    out = shield_decision(config, ag.wm, ag.task, params, state["task"], post, key)
+    k_traces, k_actions = jax.random.split(key)
+    cands = actor_candidates(ag.task.dist(state["task"]["actor"], R.feat(post)), k_actions, k)  # (N, K, A)
+    starts = jax.tree.map(lambda x: jnp.repeat(x, k * m, axis=0), post)
+    first = jnp.repeat(cands.reshape(N_ENVS * k, -1), m, axis=0)
+    bad = np.asarray(_trace_outcomes(config, ag.wm, ag.task, params, state["task"], starts, first, k_traces))
+    p = bad.reshape(N_ENVS, k, m).mean(axis=2)
+    assert 0 < p.mean() < 1, "the cost head should make some candidates safe and others not"
+    for env in range(N_ENVS):
+        safe = [c for c in range(k) if p[env, c] <= config.eps]
+        assert bool(out["override"][env]) == (not safe)
+        assert out["p_hat"][env] == pytest.approx(p[env, 0])
+        if safe:
+            np.testing.assert_array_equal(np.asarray(out["action"][env]), np.asarray(cands[env, safe[0]]))
+            assert bool(out["replaced"][env]) == (safe[0] > 0)
+
+
+def test_zero_candidates_judge_the_policy_as_the_paper(agent):
+    ag, state, post = agent
+    out = shield_decision(
+        ShieldConfig(samples=8, horizon=3),
+        ag.wm,
+        ag.task,
+        state["wm"]["params"],
+        state["task"],
+        post,
+        jax.random.PRNGKey(0),
+    )
+    assert "action" not in out and "replaced" not in out
+    with pytest.raises(ValueError, match="candidates must be >= 0"):
+        ShieldConfig(candidates=-1)

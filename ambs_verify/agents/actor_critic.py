@@ -164,6 +164,16 @@ def actor_sample(dist: Mapping[str, jax.Array], key: jax.Array) -> jax.Array:
     return D.normal_sample(key, dist["mean"], dist["std"])
 
 
+def actor_candidates(dist: Mapping[str, jax.Array], key: jax.Array, k: int) -> jax.Array:
+    """``k`` candidate actions ``(..., k, A)`` in order of preference, the first a plain sample: distinct actions
+    drawn without replacement (discrete; ``k`` at most the number of actions) or ``k`` independent samples
+    (continuous). No gradient: a shield chooses among them."""
+    if "logits" in dist:
+        return D.onehot_ranked(key, dist["logits"], min(k, dist["logits"].shape[-1]))
+    mean, std = (jnp.repeat(dist[name][..., None, :], k, axis=-2) for name in ("mean", "std"))
+    return jax.lax.stop_gradient(D.normal_sample(key, mean, std))
+
+
 def actor_mode(dist: Mapping[str, jax.Array]) -> jax.Array:
     """Most likely action (greedy one-hot, or the normal's mean)."""
     if "logits" in dist:

@@ -90,8 +90,8 @@ class DreamerAgent:
             decision = shield_decision(
                 self.shield, learner.wm, learner.task, state["wm"]["params"], state["task"], post, k_shield
             )
-            action = jnp.where(decision["override"][:, None], safe_action, action)
-            extras = {k: decision[k] for k in ("p_hat", "bound", "override")}
+            action = jnp.where(decision["override"][:, None], safe_action, decision.get("action", action))
+            extras = {k: decision[k] for k in ("p_hat", "bound", "override", "replaced") if k in decision}
         return action, {"latent": post, "action": action}, extras
 
     def policy(self, obs: Mapping[str, np.ndarray], carry: dict | None, rng: jax.Array, mode: str = "shielded"):

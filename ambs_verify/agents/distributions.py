@@ -33,6 +33,7 @@ __all__ = [
     "normal_sample",
     "onehot_log_prob",
     "onehot_mode",
+    "onehot_ranked",
     "onehot_sample",
     "symexp",
     "symlog",
@@ -150,6 +151,18 @@ def onehot_sample(key: jax.Array, logits: jax.Array) -> jax.Array:
     sample = jax.nn.one_hot(idx, logits.shape[-1], dtype=jnp.float32)
     probs = jax.nn.softmax(logits, axis=-1)
     return sample + probs - jax.lax.stop_gradient(probs)
+
+
+def onehot_ranked(key: jax.Array, logits: jax.Array, k: int) -> jax.Array:
+    """``k`` distinct one-hot actions ``(..., k, A)`` in a random order drawn without replacement (Gumbel-top-k).
+
+    The first is a sample of the categorical; the first of them in any fixed subset is a sample of the
+    categorical conditioned on that subset (the Gumbel-max property), which is how a shield picks among them.
+    """
+    logits = logits.astype(jnp.float32)
+    u = jax.random.uniform(key, (math.prod(logits.shape),), jnp.float32, jnp.finfo(jnp.float32).tiny, 1.0)
+    _, idx = jax.lax.top_k(logits - jnp.log(-jnp.log(u)).reshape(logits.shape), k)
+    return jax.nn.one_hot(idx, logits.shape[-1], dtype=jnp.float32)
 
 
 def onehot_mode(logits: jax.Array) -> jax.Array:

@@ -24,6 +24,15 @@ Per environment step and for each of ``N`` environments:
    (``rule="estimate"``, default) or a certified one-sided upper bound on p above ``delta_safe``
    (``rule="bound"``, KL-Chernoff from :mod:`ambs_verify.estimators.jax_bounds`, confidence ``1 - bound_delta``).
 
+6. or, with ``candidates`` K >= 1, judge actions instead of the policy: draw K candidate actions from the task
+   policy (distinct ones in a random order drawn without replacement for a discrete space, the first being the
+   proposal; K independent samples for a continuous one), estimate ``p_hat`` for each from ``m`` traces whose
+   first imagined action is that candidate (the task policy acts from state 1 on), and execute the first
+   candidate judged safe; the safe policy takes over only when none is. For a discrete space with K = number
+   of actions this samples the task policy restricted to the actions judged safe. The paper judges the policy
+   with a fresh first action (spec §14.3), so a proposal is overridden for the risk of actions it did not take,
+   and the reward-blind safe policy acts where a safe task action exists. Cost: K times the traces.
+
 Everything is one jitted function of arrays: no Python loop over environments or traces (the published code
 tiled and averaged per env in Python lists; spec §14.2).
 """
@@ -38,6 +47,7 @@ import jax.numpy as jnp
 
 from ..estimators import jax_bounds
 from . import rssm as R
+from .actor_critic import actor_candidates
 
 __all__ = [
     "EVENTS",
@@ -68,6 +78,7 @@ class ShieldConfig:
     delta_safe: float = 0.1  # override when the upper bound exceeds this (rule "bound")
     bound_delta: float = 0.01  # the bound's failure probability
     event: Literal["discounted", "within"] = "discounted"  # which traces count as violating (module doc, step 4)
+    candidates: int = 0  # 0: judge the policy (the paper); K: judge K candidate actions (module doc, step 6)
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
@@ -76,6 +87,8 @@ class ShieldConfig:
             raise ValueError(f"unknown shield event {self.event!r}; accepted: {', '.join(EVENTS)}")
         if self.samples < 1 or self.horizon < 1:
             raise ValueError("shield samples and horizon must be >= 1")
+        if self.candidates < 0:
+            raise ValueError("shield candidates must be >= 0 (0 judges the policy, as the paper does)")
 
 
 def violation_threshold(config: ShieldConfig) -> float:
@@ -126,6 +139,50 @@ def violating_traces(cost: jax.Array, cont: jax.Array, cost_val: float) -> jax.A
     return jnp.any((cost >= 0.5 * cost_val) & (alive_before > 0), axis=0)
 
 
+def _imagined_costs(config, wm, wm_params, policy, starts, first, key):
+    """Clipped predicted costs and continue flags ``(H, M)`` of imagined states 1..H, and the features ``(M, F)``
+    of state H, from ``starts (M, ...)``: the task policy acts at every step, or from state 1 on where ``first
+    (M, A)`` gives each trace's first action. The heads run inside the scan, so only ``(H, M)`` scalars are kept
+    (not the ``(H, M, bins)`` head logits and states of :func:`~ambs_verify.agents.rssm.imagine`, whose memory
+    traffic dominated the shield's time); with ``first`` None the random stream is that of ``imagine``."""
+    horizon = config.threshold_horizon if config.event == "within" else config.horizon
+
+    def heads(state):
+        feat = R.feat(state)
+        cost = jnp.clip(wm.cost(wm_params, feat), 0.0, config.cost_val)
+        return cost, wm.cont(wm_params, feat).astype(cost.dtype)
+
+    def step(state, k):
+        k_act, k_img = jax.random.split(k)
+        nxt = wm.img_step(wm_params, state, policy(state, k_act), k_img)
+        return nxt, heads(nxt)
+
+    if first is not None:  # state 1 follows the candidate action
+        k_first, key = jax.random.split(key)
+        starts = wm.img_step(wm_params, starts, first, k_first)
+        horizon -= 1
+    last, (cost, cont) = jax.lax.scan(step, starts, jax.random.split(key, horizon))
+    if first is not None:
+        c1, k1 = heads(starts)
+        cost, cont = jnp.concatenate([c1[None], cost]), jnp.concatenate([k1[None], cont])
+    return cost, cont, R.feat(last)
+
+
+def _trace_outcomes(config, wm, task_behaviour, wm_params, task_state, starts, first, key) -> jax.Array:
+    """Whether each imagined trace violates, by the configured event: ``starts (M, ...)`` latent rows, ``first``
+    None (every action sampled from the task policy) or ``(M, A)`` the first action of each trace; returns ``(M,)``
+    bool."""
+    policy = task_behaviour.policy(task_state["actor"])
+    cost, cont, last = _imagined_costs(config, wm, wm_params, policy, starts, first, key)
+    if config.event == "within":
+        return violating_traces(cost, cont, config.cost_val)
+    if config.bootstrap and "cost" in task_state["critics"]:
+        boot = jnp.clip(task_behaviour.value(task_state, "cost", last), 0.0, config.cost_val)
+    else:
+        boot = jnp.zeros(last.shape[0], cost.dtype)
+    return discounted_cost_to_go(cost, cont, boot, config.discount) > violation_threshold(config)
+
+
 def shield_decision(
     config: ShieldConfig,
     wm,
@@ -150,32 +207,41 @@ def shield_decision(
     Returns
     -------
     dict of ``(N,)`` arrays: ``p_hat`` (float), ``violations`` (int, k), ``samples`` (int, m), ``bound`` (the
-    KL-Chernoff upper bound on p at ``1 - bound_delta``, computed whatever the rule), ``override`` (bool).
+    KL-Chernoff upper bound on p at ``1 - bound_delta``, computed whatever the rule), ``override`` (bool: the
+    safe policy acts). With ``config.candidates`` K > 0 these describe the task policy's proposal (the first
+    candidate), and two more entries: ``action (N, A)``, the first candidate judged safe (the proposal when it
+    is; meaningless where ``override``), and ``replaced`` (bool: a later candidate replaced the proposal).
     """
-    within = config.event == "within"
-    m, horizon = config.samples, (config.threshold_horizon if within else config.horizon)
+    m, k_cand = config.samples, config.candidates
     n_envs = jax.tree.leaves(posterior)[0].shape[0]
-    starts = jax.tree.map(lambda x: jnp.repeat(x, m, axis=0), jax.lax.stop_gradient(posterior))  # (N*m, ...)
-    policy = task_behaviour.policy(task_state["actor"])
-    states, _ = wm.imagine(wm_params, policy, starts, horizon, key)  # (H+1, N*m, ...)
-    feat = R.feat(states)
-    cost = jnp.clip(wm.cost(wm_params, feat[1:]), 0.0, config.cost_val)
-    cont = wm.cont(wm_params, feat[1:]).astype(cost.dtype)
-    if within:
-        violating = violating_traces(cost, cont, config.cost_val).reshape(n_envs, m)
+    k_traces, k_actions = jax.random.split(key) if k_cand else (key, None)
+    posterior = jax.lax.stop_gradient(posterior)
+    if k_cand:
+        dist = task_behaviour.dist(task_state["actor"], R.feat(posterior))
+        candidates = jax.lax.stop_gradient(actor_candidates(dist, k_actions, k_cand))  # (N, K, A)
+        k_cand = candidates.shape[1]  # at most the number of discrete actions
+        first = jnp.repeat(candidates.reshape(n_envs * k_cand, -1), m, axis=0)  # env-major, then candidate
     else:
-        if config.bootstrap and "cost" in task_state["critics"]:
-            boot = jnp.clip(task_behaviour.value(task_state, "cost", feat[-1]), 0.0, config.cost_val)
-        else:
-            boot = jnp.zeros(feat.shape[1], cost.dtype)
-        returns = discounted_cost_to_go(cost, cont, boot, config.discount)
-        violating = (returns > violation_threshold(config)).reshape(n_envs, m)
-    k = violating.sum(axis=1)
-    p_hat = k / m
-    m_arr = jnp.full((n_envs,), m, jnp.int32)
-    bound = jax_bounds.kl_upper(k.astype(jnp.float32), m_arr.astype(jnp.float32), config.bound_delta)
-    override = p_hat > config.eps if config.rule == "estimate" else bound > config.delta_safe
-    return {"p_hat": p_hat, "violations": k, "samples": m_arr, "bound": bound, "override": override}
+        first = None
+    rows = max(k_cand, 1) * m
+    starts = jax.tree.map(lambda x: jnp.repeat(x, rows, axis=0), posterior)  # (N*K*m, ...)
+    violating = _trace_outcomes(config, wm, task_behaviour, wm_params, task_state, starts, first, k_traces)
+    k = violating.reshape(n_envs, max(k_cand, 1), m).sum(axis=2)  # (N, K)
+    m_arr = jnp.full(k.shape, m, jnp.float32)
+    bound = jax_bounds.kl_upper(k.astype(jnp.float32), m_arr, config.bound_delta)
+    unsafe = k / m > config.eps if config.rule == "estimate" else bound > config.delta_safe
+    out = {
+        "p_hat": k[:, 0] / m,
+        "violations": k[:, 0],
+        "samples": jnp.full((n_envs,), m, jnp.int32),
+        "bound": bound[:, 0],
+        "override": jnp.all(unsafe, axis=1),
+    }
+    if k_cand:
+        choice = jnp.argmin(unsafe, axis=1)  # the first safe candidate (0 when none is)
+        out["action"] = jnp.take_along_axis(candidates, choice[:, None, None], axis=1)[:, 0]
+        out["replaced"] = choice > 0
+    return out
 
 
 def model_violation_counts(
@@ -205,9 +271,6 @@ def model_violation_counts(
     """
     n_states = jax.tree.leaves(posterior)[0].shape[0]
     starts = jax.tree.map(lambda x: jnp.repeat(x, samples, axis=0), jax.lax.stop_gradient(posterior))
-    states, _ = wm.imagine(wm_params, task_behaviour.policy(task_state["actor"]), starts, horizon, key)
-    feat = R.feat(states)[1:]  # (H, N*m, F)
-    cost = jnp.clip(wm.cost(wm_params, feat), 0.0, cost_val)
-    cont = wm.cont(wm_params, feat).astype(cost.dtype)
-    violating = violating_traces(cost, cont, cost_val)
+    event = ShieldConfig(samples=samples, threshold_horizon=horizon, cost_val=cost_val, event="within")
+    violating = _trace_outcomes(event, wm, task_behaviour, wm_params, task_state, starts, None, key)
     return violating.reshape(n_states, samples).sum(axis=1).astype(jnp.int32)

@@ -262,6 +262,25 @@ def _stack(trees: list):
     return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *trees)
 
 
+def _take(tree, rows: np.ndarray):
+    """The batch rows ``rows`` of every leaf."""
+    import jax
+
+    return jax.tree.map(lambda x: np.asarray(x)[rows], tree)
+
+
+def _put(tree, rows: np.ndarray, values):
+    """A copy of ``tree`` with batch rows ``rows`` of every leaf replaced by ``values``."""
+    import jax
+
+    def put(x, v):
+        out = np.array(x)
+        out[rows] = np.asarray(v)
+        return out
+
+    return jax.tree.map(put, tree, values)
+
+
 # ------------------------------------------------------------------------------------------ evaluation
 
 
@@ -492,10 +511,19 @@ def _rollout_violations(
         rkey = jax.random.fold_in(jax.random.fold_in(key, stream), j)
         for _ in range(h):
             rkey, sub = jax.random.split(rkey)
-            actions, carry, extras = policy(obs, carry, sub)
+            live = np.flatnonzero(alive)
+            if carry is None or len(live) == r:
+                actions, carry, extras = policy(obs, carry, sub)
+                acts, executed = np.asarray(actions), live
+            else:  # only the rollouts still running, padded to a power of two (few shapes to compile)
+                rows = np.resize(live, min(r, 1 << (len(live) - 1).bit_length()))
+                actions, fresh, extras = policy({k: v[rows] for k, v in obs.items()}, _take(carry, rows), sub)
+                carry = _put(carry, live, _take(fresh, np.arange(len(live))))
+                acts = np.zeros((r, *np.shape(actions)[1:]), np.asarray(actions).dtype)
+                acts[live] = np.asarray(actions)[: len(live)]
+                executed = np.arange(len(live))  # the live rows lead the padded batch
             if "override" in extras:
-                overrides.append(np.asarray(extras["override"])[alive])
-            acts = np.asarray(actions)
+                overrides.append(np.asarray(extras["override"])[executed])
             if acts.ndim == 2:
                 acts = acts.argmax(-1)
             new_obs = []
