@@ -83,6 +83,7 @@ MINIMUM: dict[str, float] = {
     "replay.chunk": 1,
     "shield_samples": 1,
     "shield_candidates": 0,
+    "safe_reward_scale": 0,
     "imag_horizon": 1,
     "shield_eps": 0,
 }
@@ -659,6 +660,7 @@ def agent_config(config: Config):
         twin_reduction=c.twin_reduction,
         shielding=c.shielding,
         shield_bootstrap=c.shield_bootstrap,
+        safe_reward_scale=c.safe_reward_scale,
         safety_critic_opt=opt(c.safety_critic_opt),
         slow_safety_critic_fraction=c.slow_safety_critic_fraction,
         slow_safety_critic_update=c.slow_safety_critic_update,

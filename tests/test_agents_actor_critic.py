@@ -168,3 +168,37 @@ def test_stop_gradients_in_losses():
     assert float(jnp.abs(g_target).max()) == 0.0
     # Critic gradients are non-zero (zero-initialised output layer, but the target differs from 0).
     assert max(float(jnp.abs(x).max()) for x in jax.tree.leaves(g_params)) > 0.0
+
+
+def test_safe_reward_scale_breaks_ties_between_equally_safe_actions():
+    """``safe_reward_scale`` > 0 gives the safe behaviour the task reward as a second critic. Where every action
+    is equally safe (the toy world has no costs) the cost critic alone leaves the policy where entropy keeps it,
+    and the reward critic then moves it to the paying action."""
+    from ambs_verify.agents.agent import Agent
+
+    scaled = dataclasses.replace(make_config("debug").safety, safe_reward_scale=0.1)
+    agent = Agent(dataclasses.replace(make_config("debug"), safety=scaled), {"vec": (6,)}, 3, True)
+    assert [(c.name, c.reward, c.scale) for c in agent.safe.critics] == [
+        ("cost", "neg_cost", 1.0),
+        ("extr", "reward", 0.1),
+    ]
+    paper = Agent(make_config("debug"), {"vec": (6,)}, 3, True)
+    assert [c.name for c in paper.safe.critics] == ["cost"]  # the paper's safe policy minimises cost alone
+
+    fast = OptimizerConfig(1e-3, 1e-5, 100.0)
+    ac = dataclasses.replace(AC, actor_opt=fast, critic_opt=fast, imag_horizon=5)
+    final = {}
+    for scale in (0.0, 0.1):
+        specs = (CriticSpec("cost", "neg_cost", "cont", ac.discount, 1.0, opt=fast),)
+        if scale:
+            specs += (CriticSpec("extr", "reward", "cont", ac.discount, scale, opt=fast),)
+        beh = ImagActorCritic(ac, specs, ToyWorld(3, True), 3, True, 10.0)
+        state, update = beh.init(jax.random.PRNGKey(0)), jax.jit(beh.update)
+        probs = []
+        for i in range(150):
+            state, _ = update(state, {}, _start(3), jax.random.PRNGKey(i), jnp.int32(i))
+            dist = beh.dist(state["actor"], jnp.zeros((1, 4)))
+            probs.append(float(jnp.exp(dist["logits"])[0, 0]))
+        final[scale] = np.mean(probs[-5:])
+    # Measured: action 0's probability stays near 1/3 without the reward critic and rises with it.
+    assert abs(final[0.0] - 1 / 3) < 0.1 and final[0.1] > 0.6, final

@@ -139,6 +139,8 @@ class Agent:
         self.safe = None
         if s.shielding:
             safe_critics = (_value_critic("cost", "neg_cost", ac),)
+            if s.safe_reward_scale > 0:  # the task reward as a tie-breaker between equally safe actions
+                safe_critics += (_value_critic("extr", "reward", ac, scale=s.safe_reward_scale),)
             self.safe = ImagActorCritic(ac, safe_critics, self.wm, act_dim, discrete, cost_clip, dtype)
 
     # ------------------------------------------------------------------------------------------- init

@@ -160,6 +160,9 @@ class SafetyConfig:
     twin_reduction: TwinReduction = "min"
     shielding: bool = True  # train the safe behaviour
     shield_bootstrap: bool = True  # train the twin cost critic (needed by the shield's bootstrap)
+    # > 0: the safe policy also follows the task reward at this advantage scale, as a tie-breaker among equally
+    # safe actions (0: it minimises cost alone, as in the paper; spec §4.2)
+    safe_reward_scale: float = 0.0
     safety_critic_opt: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(3e-5, 1e-5, 100.0))
     slow_safety_critic_fraction: float = 0.02
     slow_safety_critic_update: int = 1
