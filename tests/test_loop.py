@@ -210,3 +210,13 @@ def test_ctrl_c_saves_and_returns(tmp_path, monkeypatch):
     result = loop.train(config, agent)
     assert result.interrupted and result.step < 600
     assert RunDir(config.logdir).latest_checkpoint() == result.step
+
+
+def test_compilation_cache_defaults_to_the_user_cache_unless_jax_is_told(monkeypatch, tmp_path):
+    from ambs_verify.trainers.loop import compilation_cache_dir
+
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert compilation_cache_dir() == tmp_path / "ambs-verify" / "jax"
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "")  # the user's choice, here "off", is left to JAX
+    assert compilation_cache_dir() is None

@@ -29,6 +29,7 @@ Schedule (spec §10.1, with steps instead of seconds):
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -78,13 +79,30 @@ class TrainResult:
     logdir: Path
 
 
+def compilation_cache_dir() -> Path | None:
+    """Where compiled XLA programs persist between commands: ``$XDG_CACHE_HOME/ambs-verify/jax`` (default
+    ``~/.cache/ambs-verify/jax``), or None when ``JAX_COMPILATION_CACHE_DIR`` is set (JAX then follows it; an empty
+    value turns the cache off)."""
+    if "JAX_COMPILATION_CACHE_DIR" in os.environ:
+        return None
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ambs-verify" / "jax"
+
+
 def configure_jax(config: Config) -> None:
-    """Select the JAX platform from ``jax.platform`` (call before any JAX computation; later calls are ignored)."""
+    """Select the JAX platform from ``jax.platform`` and turn on JAX's persistent compilation cache
+    (:func:`compilation_cache_dir`): ``verify`` then loads the programs ``certify`` compiled instead of compiling
+    them again (about a third of its time on the quickstart). Call before any JAX computation; later calls are
+    ignored."""
     platform = {"gpu": "cuda"}.get(config.jax.platform, config.jax.platform)
     try:
         jax.config.update("jax_platforms", platform)
     except RuntimeError:  # the backend is already initialised
         pass
+    cache = compilation_cache_dir()
+    if cache is not None:
+        jax.config.update("jax_compilation_cache_dir", str(cache))
+        if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:  # JAX's default 1 s misses most of ours
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 
 # The world-model health check: after this many updates, a vector reconstruction loss still at 90 % or more of
