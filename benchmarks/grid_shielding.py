@@ -13,7 +13,9 @@ issue's three goals with the measured value and whether it is met (the goal coun
 Results are also written after every run (``partial``), so an interrupted benchmark keeps what it measured.
 
 ``python -m benchmarks.grid_shielding [--quick]`` (quick: AMBS and DreamerV3, one seed, 1,500 steps: a smoke
-run, not a result). ``GRID_SHIELDING_SEEDS`` / ``GRID_SHIELDING_AGENTS`` (comma-separated) select a subset.
+run, not a result). ``GRID_SHIELDING_SEEDS`` / ``GRID_SHIELDING_AGENTS`` (comma-separated) select a subset;
+``GRID_SHIELDING_RESUME=FILE`` (an earlier result or ``-partial.json``) reuses the runs it holds (each marked
+``reused_from``) and trains only the missing agent-seed pairs.
 """
 
 from __future__ import annotations

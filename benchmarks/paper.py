@@ -11,7 +11,8 @@ Every (block, seed) trains from scratch under ``$PAPER_RUNS/<block>-<seed>`` (de
 is evaluated on 10 fresh episodes, as the papers evaluate; the per-run figures are those of
 :mod:`benchmarks.training`. Per block: means and spreads over seeds; per experiment: each agent's cumulative
 training violations relative to its DreamerV3 reference (unshielded DreamerV3 on Seaquest, Lagrangian DreamerV3
-on PointGoal1) with a percentile-bootstrap 95 % CI over seeds. Results are written after every run (``partial``).
+on PointGoal1) with a percentile-bootstrap 95 % CI over seeds. Results are written after every run (``partial``);
+``PAPER_RESUME=FILE`` reuses the runs of an earlier result or partial file (days of GPU time are not redone).
 
 ``python -m benchmarks.paper`` runs both experiments on 5 seeds at the papers' budgets (days on one GPU);
 ``PAPER_EXPERIMENTS``, ``PAPER_BLOCKS``, ``PAPER_SEEDS`` (comma-separated) and ``PAPER_STEPS`` (agent steps per

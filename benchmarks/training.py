@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.common import SelectionError
+
 LAST = 0.2
 EVAL_SEED = 10_000  # evaluation environments never share a seed with training ones
 
@@ -154,19 +156,39 @@ def selected(name: str, default: tuple) -> tuple:
     return tuple(int(t) for t in items) if default and isinstance(default[0], int) else items
 
 
+def earlier_runs(name: str) -> list[dict]:
+    """The runs of the results file ``$<NAME>_RESUME`` (a benchmark's JSON or its ``-partial.json``), to be
+    reused instead of trained again; none when it is not set. Each reused run is marked with ``reused_from``."""
+    path = os.environ.get(f"{name.upper()}_RESUME")
+    if not path:
+        return []
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        runs = doc["result"]["runs"] if "result" in doc else doc["runs"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise SelectionError(
+            f"{name.upper()}_RESUME={path}: not a {name} results file with runs ({error.__class__.__name__})"
+        ) from None
+    return [{**r, "reused_from": r.get("reused_from", str(path))} for r in runs]
+
+
 def sweep(name: str, seeds, labels, one, partial: bool = True) -> list[dict]:
     """``one(label, seed, root)`` for every seed and label, seeds outermost, in the run directory root
-    ``$<NAME>_RUNS`` (default a temporary one). With ``partial`` the runs so far are rewritten to
-    ``benchmarks/results/<name>-partial.json`` after each, so an interrupted benchmark keeps what it measured."""
+    ``$<NAME>_RUNS`` (default a temporary one). A (label, seed) already in ``$<NAME>_RESUME``
+    (:func:`earlier_runs`) is taken from there instead. With ``partial`` the runs so far are rewritten to
+    ``benchmarks/results/<name>-partial.json`` after each, so an interrupted benchmark keeps what it measured and
+    can be resumed from that file."""
     from benchmarks.common import RESULTS_DIR
 
     path = RESULTS_DIR / f"{name}-partial.json"
+    earlier = {(r["label"], r["seed"]): r for r in earlier_runs(name)}
     runs: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(os.environ.get(f"{name.upper()}_RUNS") or tmp)
         for seed in seeds:
             for label in labels:
-                runs.append({"label": label, **one(label, seed, root)})
+                found = earlier.get((label, seed))
+                runs.append(found if found else {"label": label, **one(label, seed, root)})
                 if partial:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_text(json.dumps({"runs": runs}, indent=2) + "\n")

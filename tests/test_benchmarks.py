@@ -147,3 +147,28 @@ def test_unknown_selection_is_one_line(module, variable, fragment, monkeypatch, 
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1 and fragment in err
     assert "accepted: " in err
+
+
+def test_sweep_resumes_from_an_earlier_results_file(tmp_path, monkeypatch, capsys):
+    import benchmarks.common as common
+    from benchmarks.training import sweep
+
+    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps({"result": {"runs": [{"label": "a", "seed": 0, "x": "old"}]}}))
+    monkeypatch.setenv("DEMO_RESUME", str(earlier))
+    trained = []
+
+    def one(label, seed, root):
+        trained.append((label, seed))
+        return {"seed": seed, "x": "new"}
+
+    runs = sweep("demo", (0, 1), ("a", "b"), one)
+    assert trained == [("b", 0), ("a", 1), ("b", 1)]  # (a, 0) is taken from the earlier file
+    assert runs[0] == {"label": "a", "seed": 0, "x": "old", "reused_from": str(earlier)}
+    assert all("reused_from" not in r for r in runs[1:])
+    assert json.loads((tmp_path / "demo-partial.json").read_text())["runs"] == runs  # itself a resume file
+
+    earlier.write_text("not json")
+    with pytest.raises(common.SelectionError, match=r"DEMO_RESUME=.*not a demo results file"):
+        sweep("demo", (0,), ("a",), one)
