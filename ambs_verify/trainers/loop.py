@@ -85,7 +85,11 @@ def compilation_cache_dir() -> Path | None:
     value turns the cache off)."""
     if "JAX_COMPILATION_CACHE_DIR" in os.environ:
         return None
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ambs-verify" / "jax"
+    try:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    except RuntimeError:  # no home directory to be found: compile every time
+        return None
+    return base / "ambs-verify" / "jax"
 
 
 def configure_jax(config: Config) -> None:
