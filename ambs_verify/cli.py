@@ -6,6 +6,7 @@ Errors in what the user typed end in one line on stderr and exit code 2, never a
 from __future__ import annotations
 
 import json
+import math
 import sys
 from enum import StrEnum
 from typing import Annotated
@@ -51,10 +52,46 @@ def _version(value: bool) -> None:
 @app.callback()
 def main_options(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        bool,
+        typer.Option("--version", metavar="", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", metavar="", help="Show the traceback of a failure (accepted anywhere on the line)."),
     ] = False,
 ) -> None:
     """Train safe RL agents with Approximate Model-Based Shielding and certify them."""
+
+
+def number_in(interval: str):
+    """A typer ``parser`` for a float option: a finite number in ``interval`` (``"(0, 1)"``, ``"[0, inf)"``), else
+    click's one-line "Invalid value" naming the option, the value and the interval. The fuzz test reads
+    ``.interval`` to generate values outside it."""
+    from .config import _interval
+
+    low, low_in, high, high_in = _interval(interval)
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except (TypeError, ValueError):
+            raise typer.BadParameter(f"expects a number in {interval} (got {text!r})") from None
+        inside = (low <= value if low_in else low < value) and (value <= high if high_in else value < high)
+        if not (inside and math.isfinite(value)):
+            raise typer.BadParameter(f"must be a finite number in {interval} (got {text})")
+        return value
+
+    parse.interval = interval
+    return parse
+
+
+def number_option(interval: str, **kwargs):
+    """A typer option taking a finite number in ``interval``, which its help shows."""
+    return typer.Option(parser=number_in(interval), metavar=f"<number in {interval}>", **kwargs)
+
+
+PROBABILITY = "(0, 1)"
+MAX_SEED = 2**32 - 1  # numpy's seeds
 
 
 def _emit(payload: dict, as_json: bool, text: str) -> None:
@@ -71,21 +108,25 @@ class Theorem(StrEnum):
 
 @bounds_app.command("samples")
 def bounds_samples(
-    eps: Annotated[float, typer.Option(help="Accuracy ε (total, for Theorem 2).")],
-    delta: Annotated[float, typer.Option(help="Failure probability δ.")] = 0.01,
-    one_sided: Annotated[bool, typer.Option("--one-sided", help="One-sided (upper) accuracy.")] = False,
+    eps: Annotated[float, number_option(PROBABILITY, help="Accuracy ε (total, for Theorem 2).")],
+    delta: Annotated[float, number_option(PROBABILITY, help="Failure probability δ.")] = 0.01,
+    one_sided: Annotated[bool, typer.Option("--one-sided", metavar="", help="One-sided (upper) accuracy.")] = False,
     theorem: Annotated[Theorem, typer.Option(help="AMBS Theorem 1 (exact model) or 2 (learned model).")] = Theorem.one,
-    model_share: Annotated[float, typer.Option(help="Theorem 2: fraction of ε left to model error.")] = 0.5,
-    horizon: Annotated[int | None, typer.Option(help="Theorem 2: horizon n, to report the allowed α.")] = None,
+    model_share: Annotated[float, number_option("[0, 1)", help="Theorem 2: fraction of ε left to model error.")] = 0.5,
+    horizon: Annotated[int | None, typer.Option(min=1, help="Theorem 2: horizon n, to report the allowed α.")] = None,
     method: Annotated[
         str | None,
         typer.Option(help="Invert this sound bound instead: smallest m with upper ≤ expected + ε."),
     ] = None,
-    expected: Annotated[float, typer.Option(help="With --method: the violation rate you expect to see.")] = 0.0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the full record as JSON.")] = False,
+    expected: Annotated[
+        float, number_option("[0, 1)", help="With --method: the violation rate you expect to see.")
+    ] = 0.0,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print the full record as JSON.")] = False,
 ) -> None:
     """How many latent traces give an ε-accurate violation probability with probability 1 − δ."""
     if method is not None:
+        if expected + eps >= 1:
+            raise UserError(f"--expected + --eps must stay below 1 (got {expected:g} + {eps:g})")
         result = sample_size.samples_for_upper_bound(expected, expected + eps, delta, method)
         text = (
             f"m = {result.m}  ({result.rule}: upper bound ≤ {expected + eps:g} at expected p = {expected:g}, "
@@ -107,12 +148,12 @@ def bounds_samples(
 
 @bounds_app.command("interval")
 def bounds_interval(
-    k: Annotated[int, typer.Option(help="Violations observed.")],
-    m: Annotated[int, typer.Option(help="Samples (traces or episodes).")],
-    delta: Annotated[float, typer.Option(help="Failure probability δ.")] = 0.01,
+    k: Annotated[int, typer.Option(min=0, help="Violations observed.")],
+    m: Annotated[int, typer.Option(min=1, help="Samples (traces or episodes).")],
+    delta: Annotated[float, number_option(PROBABILITY, help="Failure probability δ.")] = 0.01,
     method: Annotated[str, typer.Option(help=f"One of: {', '.join(intervals.METHODS)}.")] = "clopper-pearson",
     side: Annotated[str, typer.Option(help="upper, lower or two-sided.")] = "upper",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print the record as JSON.")] = False,
 ) -> None:
     """A confidence bound on the violation probability from k violations in m samples."""
     result = intervals.interval(k, m, delta, method, side)
@@ -126,10 +167,10 @@ def bounds_interval(
 
 @bounds_app.command("table")
 def bounds_table(
-    m: Annotated[int, typer.Option(help="Samples.")] = 512,
-    delta: Annotated[float, typer.Option(help="Failure probability δ.")] = 0.01,
+    m: Annotated[int, typer.Option(min=1, help="Samples.")] = 512,
+    delta: Annotated[float, number_option(PROBABILITY, help="Failure probability δ.")] = 0.01,
     k: Annotated[str, typer.Option(help="Comma-separated violation counts.")] = "0,1,5,26,51",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print the rows as JSON.")] = False,
 ) -> None:
     """Every method's one-sided upper bound for a few k, with its soundness."""
     try:
@@ -159,18 +200,26 @@ def train_command(ctx: typer.Context) -> None:
     """Train an agent: --configs BLOCK … then dotted overrides, e.g. --task atari_seaquest --run.steps 1e7.
 
     Named blocks of configs.yaml are merged left to right, then the overrides apply; the resolved config is
-    saved in the run directory (--logdir), and a logdir that holds a run is resumed.
+    saved in the run directory (--logdir), and a logdir that holds a run is resumed (--force: resume although
+    the config changed in a key that matters).
     """
-    from .config import parse_train_args
+    from .config import parse_train_args, summary_line
     from .trainers.factory import build_agent, trainer_for
     from .trainers.loop import configure_jax
 
     if any(arg in ("-h", "--help") for arg in ctx.args):
         console.print(train_command.__doc__)
         return
-    config = parse_train_args(ctx.args)
+    args = [arg for arg in ctx.args if arg != "--force"]
+    if not any(arg == "--configs" or arg.startswith("--configs=") for arg in args):
+        raise UserError(
+            "train needs --configs: a domain block and, beyond the grid, a model size, e.g. --configs quickstart "
+            "(the grid, minutes on a CPU), --configs atari small, --configs safetygym small (see configs.yaml)"
+        )
+    config = parse_train_args(args)
     configure_jax(config)
-    result = trainer_for(config)(config, build_agent(config))
+    console.print(f"training {summary_line(config)}")
+    result = trainer_for(config)(config, build_agent(config), force="--force" in ctx.args)
     state = "interrupted at" if result.interrupted else "finished at"
     resumed = f" (resumed from step {result.resumed_from})" if result.resumed_from is not None else ""
     console.print(
@@ -197,7 +246,7 @@ def envs_list(
     family: Annotated[
         list[str] | None, typer.Option(help="Only these families: grid, safetygym, engine, atari.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the tasks as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print the tasks as JSON.")] = False,
 ) -> None:
     """Every task name the installed simulators provide, with its safety labels."""
     from dataclasses import asdict
@@ -219,12 +268,12 @@ def envs_list(
 @envs_app.command("check")
 def envs_check(
     task: Annotated[str, typer.Argument(help="Task name, e.g. grid, safetygym_SafetyPointGoal1-v0, atari_seaquest.")],
-    steps: Annotated[int, typer.Option(help="Agent steps to run.")] = 2000,
-    seed: Annotated[int, typer.Option(help="Seed for the env and the policy.")] = 0,
+    steps: Annotated[int, typer.Option(min=1, help="Agent steps to run.")] = 2000,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed for the env and the policy.")] = 0,
     policy: Annotated[str, typer.Option(help="random or noop.")] = "random",
     labels: Annotated[list[str] | None, typer.Option(help="Safety labels to enable (families that have them).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Env option key=value (repeatable).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Run a policy on a task and report steps, episodes, return, cost, label counts and steps/s."""
     from rich.progress import Progress
@@ -297,17 +346,21 @@ def certify_command(
         list[str] | None, typer.Option(help="latest (default), all, or checkpoint steps (several allowed).")
     ] = None,
     spec: Annotated[str, typer.Option(help="Specification 'H=<steps>,p<=<probability>'.")] = "H=30,p<=0.1",
-    delta: Annotated[float, typer.Option(help="Total failure probability δ, split over the sections.")] = 0.01,
-    states: Annotated[int, typer.Option(help="Visited states certified at model level.")] = 64,
-    samples: Annotated[int, typer.Option(help="Latent traces m per state.")] = 512,
-    episodes: Annotated[int, typer.Option(help="Evaluation episodes of the shielded policy.")] = 16,
+    delta: Annotated[
+        float, number_option(PROBABILITY, help="Total failure probability δ, split over the sections.")
+    ] = 0.01,
+    states: Annotated[int, typer.Option(min=1, help="Visited states certified at model level.")] = 64,
+    samples: Annotated[int, typer.Option(min=1, help="Latent traces m per state.")] = 512,
+    episodes: Annotated[int, typer.Option(min=1, help="Evaluation episodes of the shielded policy.")] = 16,
     method: Annotated[str, typer.Option(help="kl, clopper-pearson, hoeffding or bernstein.")] = "kl",
-    audit_states: Annotated[int, typer.Option(help="States audited with real rollouts (0: no audit).")] = 16,
+    audit_states: Annotated[int, typer.Option(min=0, help="States audited with real rollouts (0: no audit).")] = 16,
     rollouts: Annotated[
         str, typer.Option(help="Real rollouts per audited state, or auto: the fewest that let a safe agent pass.")
     ] = "auto",
-    seed: Annotated[int, typer.Option(help="Seed of every random choice (recorded; verify reuses it).")] = 0,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_SEED, help="Seed of every random choice (recorded; verify reuses it).")
+    ] = 0,
+    progress: Annotated[bool, typer.Option(metavar="", help="Show a progress bar.")] = True,
 ) -> None:
     """Write certificates/<step>.json for checkpoints of a run: model level, real environment, audit, verdict."""
     from rich.progress import Progress
@@ -385,6 +438,8 @@ def verify_command(
     from .reports.verify import verify_certificate
     from .runs import RunDir, absolute_path
 
+    if run is not None and not (absolute_path(run) / "config.yaml").is_file():
+        raise UserError(f"--run {run} is not a run directory (no config.yaml); accepted: a training run's --logdir")
     path = absolute_path(cert)
     if path.is_dir():
         rundir = RunDir(path)
@@ -432,6 +487,13 @@ def _train_errors() -> tuple[type[Exception], ...]:
     return (ConfigError, RunMismatchError, CheckpointError)
 
 
+def _run_errors() -> tuple[type[Exception], ...]:
+    """Failures of a run (not of its input) whose one line says all there is to say; exit code 1."""
+    from .trainers.health import TrainingDiverged
+
+    return (TrainingDiverged,)
+
+
 def _report_errors() -> tuple[type[Exception], ...]:
     """Exceptions of the certificate and report code that carry a one-line message for the user."""
     from .reports.certificate import CertificateError
@@ -440,21 +502,40 @@ def _report_errors() -> tuple[type[Exception], ...]:
     return (CertificateError, ReportError)
 
 
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line: its message's lines joined (library messages may span several)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    plain = isinstance(exc, (UserError, ValueError, OSError, *_run_errors()))
+    return text if plain else f"{type(exc).__name__}: {text}"
+
+
 def main() -> None:
-    """Console entry point: run the app, turning usage errors into one line and exit code 2."""
+    """Console entry point: every failure ends in one line on stderr and a non-zero exit code (2: bad input; 1: a
+    run that failed, such as a diverged training or a full disk); ``--debug`` anywhere shows the traceback."""
+    argv = sys.argv[1:]
+    debug = "--debug" in argv
+    argv = [arg for arg in argv if arg != "--debug"]
     try:
-        code = app(args=expand_variadic(sys.argv[1:]), standalone_mode=False)
+        code = app(args=expand_variadic(argv), standalone_mode=False)
     except (UserError, EstimatorInputError, EnvConfigError, *_train_errors(), *_report_errors()) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if debug:
+            raise
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         sys.exit(2)
     except ClickException as exc:  # unknown option, missing value, wrong type
         message = exc.format_message()
         if message:  # empty for a group called without a command, which has already printed its help
             print(f"error: {message}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         print("aborted", file=sys.stderr)
         sys.exit(130)
+    except Exception as exc:  # a failed run or a library error: still one line, unless --debug
+        if debug:
+            raise
+        hint = "" if isinstance(exc, _run_errors()) else " (run again with --debug for the traceback)"
+        print(f"error: {_one_line(exc)}{hint}", file=sys.stderr)
+        sys.exit(1)
     sys.exit(code or 0)
 
 

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import copy
 import difflib
+import fnmatch
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
@@ -67,43 +69,94 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "safety_critic_type": ("td3vfunction", "vfunction"),
     "penl_critic_type": ("vfunction", "td3vfunction"),
     "twin_reduction": ("min", "max", "mean"),
+    "shield_rule": ("estimate", "bound"),
+    # env options of a family other than the task's are never built, so their choices are checked here
+    "env.atari.actions": ("all", "minimal"),
+    "env.atari.lives": ("unused", "terminate", "reset"),
+    "env.safetygym.observation": ("vector", "image", "both", "vision"),
 }
-# Lower bounds of numeric keys the trainer relies on (inclusive).
-MINIMUM: dict[str, float] = {
-    "envs.amount": 1,
-    "run.steps": 1,
-    "run.train_ratio": 0,
-    "run.train_fill": 0,
-    "run.log_every": 1,
-    "run.save_every": 1,
-    "run.keep_checkpoints": 1,
-    "replay.size": 1,
-    "replay.batch_size": 1,
-    "replay.batch_length": 1,
-    "replay.chunk": 1,
-    "shield_samples": 1,
-    "shield_candidates": 0,
-    "safe_reward_scale": 0,
-    "imag_horizon": 1,
-    "shield_eps": 0,
+# The accepted range of every numeric key: glob patterns over dotted keys, the first match wins, and a list key
+# applies it to each element. "[" and "]" include the end, "(" and ")" exclude it; every number must be finite.
+# tests/test_config.py checks that every numeric key of ``defaults`` has one.
+RANGES: dict[str, str] = {
+    "seed": "[0, 4294967295]",
+    "envs.amount": "[1, inf)",
+    "env.atari.size": "[8, inf)",
+    "env.atari.sticky": "[0, 1]",
+    "env.atari.noops": "[0, inf)",
+    "env.*.cost_val": "[0, inf)",
+    "env.*.repeat": "[1, inf)",
+    "env.*.max_steps": "[1, inf)",
+    "env.*.length": "[1, inf)",
+    "env.*.image_size": "[8, inf)",
+    "run.train_ratio": "[0, inf)",
+    "run.train_fill": "[0, inf)",
+    "run.*": "[1, inf)",  # steps, log_every, save_every, keep_checkpoints
+    "replay.*": "[1, inf)",
+    "rssm.unimix": "[0, 1)",
+    "rssm.action_clip": "(0, inf)",
+    "rssm.*": "[1, inf)",  # deter, units, stoch, classes
+    "*coder.mlp_layers": "[0, inf)",
+    "*coder.*": "[1, inf)",  # cnn_depth, minres, mlp_units
+    "*.layers": "[0, inf)",
+    "*.bins": "[2, inf)",
+    "*.units": "[1, inf)",
+    "loss_scales.*": "[0, inf)",
+    "free_bits": "[0, inf)",
+    "*opt.lr": "(0, inf)",
+    "*opt.eps": "[0, inf)",
+    "*opt.clip": "(0, inf)",
+    "actor.minstd": "(0, inf)",
+    "actor.maxstd": "(0, inf)",
+    "actor.unimix": "[0, 1)",
+    "imag_horizon": "[1, inf)",
+    "horizon": "[1, inf)",
+    "safety_horizon": "[1, inf)",
+    "return_lambda": "[0, 1]",
+    "slow*_update": "[1, inf)",
+    "slow*_fraction": "(0, 1]",
+    "retnorm.decay": "[0, 1)",
+    "retnorm.max": "(0, inf)",
+    "retnorm.perc*": "[0, 100]",
+    "actent": "[0, inf)",
+    "shield_eps": "[0, 1)",  # the shield overrides when p_hat > eps: from 1 on it would never act
+    "shield_horizon": "[1, inf)",
+    "shield_samples": "[1, inf)",
+    "shield_delta_safe": "(0, 1)",
+    "shield_bound_delta": "(0, 1)",
+    "shield_candidates": "[0, inf)",
+    "safe_reward_scale": "[0, inf)",
+    "cost_val": "(0, inf)",
+    "penalty_coeff": "[0, inf)",
+    "sigmoid_scale": "(0, inf)",
+    "lagrange_mult": "[0, inf)",
+    "penalty_mult": "[0, inf)",
+    "penalty_pow": "[0, inf)",
+    "cost_threshold": "[0, inf)",
+    "baselines.gamma": "[0, 1]",
+    "baselines.epsilon_train": "[0, 1]",
+    "baselines.epsilon_eval": "[0, 1]",
+    "baselines.min_replay_history": "[0, inf)",
+    "baselines.reward_clip": "[0, inf)",
+    "baselines.rmsprop_decay": "[0, 1)",
+    "baselines.rmsprop_eps": "(0, inf)",
+    "baselines.rainbow.v_max": "(0, inf)",
+    "baselines.rainbow.*_exponent": "[0, 1]",
+    "baselines.*.learning_rate": "(0, inf)",
+    "baselines.*.adam_eps": "(0, inf)",
+    "baselines.*.kappa": "(0, inf)",
+    "baselines.*.huber_delta": "(0, inf)",
+    "baselines.rainbow.num_atoms": "[2, inf)",
+    "baselines.*": "[1, inf)",  # sizes, periods, update horizons, samples; num_atoms is 2+ ("*.bins" is not it)
 }
+# Keys whose default is null (meaning "take it from elsewhere") that take a number when set.
+NUMERIC_NULLABLE = ("cost_val",)
 # The model-free baselines' keys (``baselines:``); checks across keys are in ``trainers/baseline_loop.py``.
 CHOICES.update(
     {
         "baselines.atari_preprocessing": ("dopamine", "config"),
         "baselines.torso": ("auto", "nature", "mlp"),
         "baselines.optimizer": ("adam", "rmsprop"),
-    }
-)
-MINIMUM.update(
-    {
-        **{f"baselines.{key}": 1 for key in ("frame_stack", "hidden", "update_period", "target_update_period")},
-        **{f"baselines.{key}": 1 for key in ("epsilon_decay_period", "batch_size", "replay_capacity")},
-        **{f"baselines.{key}": 0 for key in ("gamma", "min_replay_history", "reward_clip")},
-        **{f"baselines.{agent}.update_horizon": 1 for agent in ("rainbow", "iqn", "dqn")},
-        "baselines.rainbow.num_atoms": 2,
-        **{f"baselines.iqn.{key}": 1 for key in ("num_tau_samples", "num_tau_prime_samples", "num_quantile_samples")},
-        "baselines.iqn.quantile_embedding_dim": 1,
     }
 )
 _REGEX_CHARS = re.compile(r"[*+?\[\]()|\\^$]")
@@ -404,7 +457,10 @@ class _Tokens(list):
 
 def _set_key(data: dict, defaults: Mapping[str, Any], key: str, value: Any, source: str = "") -> None:
     if _REGEX_CHARS.search(key):
-        pattern = re.compile(key)
+        try:
+            pattern = re.compile(key)
+        except re.error as exc:
+            raise ConfigError(f"{source}--{key} is neither a config key nor a valid pattern ({exc})") from None
         matches = [k for k in _flatten_mapping(defaults) if pattern.fullmatch(k)]
         if not matches:
             raise ConfigError(f"{source}the pattern --{key} matches no config key")
@@ -429,20 +485,65 @@ def _set_key(data: dict, defaults: Mapping[str, Any], key: str, value: Any, sour
 ENGINE_PREFIX = "engine:"
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@cache
+def _interval(text: str) -> tuple[float, bool, float, bool]:
+    """``"[0, 1)"`` -> ``(0.0, True, 1.0, False)``: low, low included, high, high included."""
+    low, high = text[1:-1].split(",")
+    return float(low), text[0] == "[", float(high), text[-1] == "]"
+
+
+def range_of(key: str) -> str | None:
+    """The declared range (:data:`RANGES`) of a numeric key, e.g. ``"[0, 1)"``, or None."""
+    return next((text for pattern, text in RANGES.items() if fnmatch.fnmatchcase(key, pattern)), None)
+
+
+def _check_range(key: str, value: float) -> None:
+    text = range_of(key)
+    if text is None:
+        if not math.isfinite(value):
+            raise ConfigError(f"--{key} must be a finite number (got {value})")
+        return
+    low, low_in, high, high_in = _interval(text)
+    inside = (low <= value if low_in else low < value) and (value <= high if high_in else value < high)
+    if not (inside and math.isfinite(value)):
+        raise ConfigError(f"--{key} must be a finite number in {text} (got {value})")
+
+
 def _finish(data: dict) -> Config:
     if not data.get("logdir"):
         data["logdir"] = "runs/" + re.sub(r"[^A-Za-z0-9_.-]+", "_", str(data["task"])).strip("_")
     # Paths are made absolute here, once, and stored so: the run can be resumed, certified and reported from
     # any directory (and orbax refuses relative paths).
     data["logdir"] = str(absolute_path(data["logdir"]))
+    if Path(data["logdir"]).exists() and not Path(data["logdir"]).is_dir():
+        raise ConfigError(f"--logdir {data['logdir']} is a file; accepted: a directory (new, or holding a run)")
     data["task"] = absolute_task(str(data["task"]))
     flat = _flatten_mapping(data)
     for key, choices in CHOICES.items():
         if flat.get(key) not in choices:
             raise ConfigError(f"--{key} must be one of {', '.join(choices)} (got {flat.get(key)!r})")
-    for key, low in MINIMUM.items():
-        if flat[key] < low:
-            raise ConfigError(f"--{key} must be >= {low:g} (got {flat[key]})")
+    for key, value in flat.items():
+        if key in NUMERIC_NULLABLE and value is not None and (isinstance(value, bool) or not _is_number(value)):
+            raise ConfigError(f"--{key} expects a number or null (got {value!r})")
+        for item in value if isinstance(value, tuple | list) else (value,):
+            if _is_number(item):
+                _check_range(key, item)
+    for low, high in (("retnorm.perclo", "retnorm.perchi"), ("actor.minstd", "actor.maxstd")):
+        if flat[low] > flat[high]:
+            raise ConfigError(f"--{low} ({flat[low]}) must not exceed --{high} ({flat[high]})")
+    if env_family(data["task"]) == "grid":  # the grid's options are typed by the grid itself (cheap to check)
+        from .envs.errors import EnvConfigError
+        from .envs.grid import PRESETS, check_options
+
+        options = {k: v for k, v in data["env"]["grid"].items() if v is not None}
+        try:
+            check_options(data["task"], **options)
+        except EnvConfigError as exc:
+            raise ConfigError(f"--env.grid: {exc}" if data["task"] in PRESETS else str(exc)) from None
     if data["replay"]["batch_length"] * data["envs"]["amount"] > data["replay"]["size"]:
         raise ConfigError(
             f"--replay.size ({data['replay']['size']}) must hold at least one sequence of --replay.batch_length "
@@ -481,7 +582,7 @@ def resolve(
     data = copy.deepcopy(blocks["defaults"])
     for name in configs:
         _apply_block(data, blocks, name)
-    items = overrides.items() if isinstance(overrides, Mapping) else (overrides or [])
+    items = list(overrides.items() if isinstance(overrides, Mapping) else (overrides or []))
     for key, value in items:
         _set_key(data, blocks["defaults"], key, value)
     return _finish(data)
@@ -533,11 +634,41 @@ def parse_train_args(argv: Sequence[str], *, path: str | Path | None = None) -> 
                 raise ConfigError(f"--{name} needs a value")
             values = True
         resolved.append((name, values))
-    return resolve(configs, resolved, path=path)
+    config = resolve(configs, resolved, path=path)
+    family = env_family(config.task)
+    for name, _ in resolved:  # an option of another family's environment would be silently unused
+        parts = name.replace("-", "_").split(".")
+        if parts[0] == "env" and len(parts) > 1 and parts[1] != family and not _REGEX_CHARS.search(name):
+            raise ConfigError(f"--{name} sets an option of {parts[1]} tasks, but the task is {config.task!r}")
+    return config
 
 
 class _BareFlag:
     """Marker for a flag given without a value."""
+
+
+SIZE_BLOCKS = ("debug", "gridnet", "small", "medium", "large", "xlarge")
+ARCHITECTURE = ("rssm", "encoder", "decoder", "heads", "actor", "critic")  # the keys that name a model size
+
+
+def size_name(config: Config) -> str:
+    """The model-size block (:data:`SIZE_BLOCKS`) whose every key the config holds, else ``custom``."""
+    blocks, flat = load_blocks(), config.flat()
+    for name in SIZE_BLOCKS:
+        sized = {k: v for k, v in _flatten_mapping(blocks[name]).items() if k.split(".")[0] in ARCHITECTURE}
+        if all(_freeze(v) == flat.get(k) for k, v in sized.items()):
+            return name
+    return "custom"
+
+
+def summary_line(config: Config) -> str:
+    """One line a user checks before a long run: agent, task, model size, steps, environments, run directory."""
+    c = config
+    size = f"size {size_name(c)} (rssm.deter {c.rssm.deter})" if c.agent in ("ambs", "dreamer", "lagrangian") else ""
+    return (
+        f"{c.agent} on {c.task}: {size + ', ' if size else ''}{c.run.steps:,} steps, {c.envs.amount} "
+        f"environment{'s' if c.envs.amount > 1 else ''}, seed {c.seed}, run directory {c.logdir}"
+    )
 
 
 def absolute_task(task: str) -> str:

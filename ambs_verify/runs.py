@@ -212,6 +212,9 @@ class RunDir:
             return False
         old = self.read_config()
         diffs = config_differences(old, config)
+        if diffs and not self.checkpoint_steps() and not self.metrics_path.is_file():
+            self.write_config(config)  # an earlier attempt stopped before its first step: nothing to resume
+            return False
         if diffs and not force:
             shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(diffs.items())[:3])
             more = f" (and {len(diffs) - 3} more)" if len(diffs) > 3 else ""
@@ -250,7 +253,8 @@ class RunDir:
     # --------------------------------------------------------------------------------------- metrics
 
     def iter_metrics(self) -> Iterator[dict[str, Any]]:
-        """Records of ``metrics.jsonl`` in file order (a torn last line, from a crash mid-write, is skipped)."""
+        """Records of ``metrics.jsonl`` in file order (a torn last line, from a crash mid-write, and lines that hold
+        no JSON object are skipped)."""
         if not self.metrics_path.is_file():
             return
         with open(self.metrics_path, encoding="utf-8") as f:
@@ -259,9 +263,11 @@ class RunDir:
                 if not line:
                     continue
                 try:
-                    yield json.loads(line)
+                    record = json.loads(line)
                 except json.JSONDecodeError:
                     continue
+                if isinstance(record, dict):  # a stray null or number (a hand edit) is no record
+                    yield record
 
     def read_metrics(self, prefix: str | None = None) -> list[dict[str, Any]]:
         """All metric records; with ``prefix``, only records holding a key that starts with it (e.g. ``episode/``)."""

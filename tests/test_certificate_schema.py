@@ -14,6 +14,7 @@ from ambs_verify.reports.certificate import (
     certificate_paths,
     load_schema,
     read_certificate,
+    seal,
     validate_certificate,
     write_certificate,
 )
@@ -32,7 +33,7 @@ def make_certificate(step: int = 4000, states: int = 5, audited: int = 3, **over
     k_dep = [0] * audited
     dep_upper = [0.0734] * audited
     doc = {
-        "schema_version": "2.0",
+        "schema_version": SCHEMA_VERSION,
         "kind": "ambs-verify-certificate",
         "created_utc": "2026-11-23T12:00:00Z",
         "provenance": {
@@ -154,6 +155,7 @@ def make_certificate(step: int = 4000, states: int = 5, audited: int = 3, **over
     doc["delta"].update(
         ledger=ledger, spent=sum(r["count"] * r["delta_each"] for r in ledger), method="Bonferroni, ledger below"
     )
+    doc["seal"] = seal(doc)
     for dotted, value in overrides.items():
         *head, last = dotted.split("__")
         target = doc
@@ -357,7 +359,7 @@ def test_read_errors_are_one_line(tmp_path):
     with pytest.raises(CertificateError, match=r"^certificate .*nope\.json: no such file$"):
         read_certificate(missing)
     broken = tmp_path / "broken.json"
-    broken.write_text('{"schema_version": "2.0",')
+    broken.write_text('{"schema_version": "2.1",')
     with pytest.raises(CertificateError, match=r"^certificate .*broken\.json: invalid JSON \(.* at line 1\)$"):
         read_certificate(broken)
     nan = tmp_path / "nan.json"

@@ -5,6 +5,7 @@ import contextlib
 import copy
 import io
 import json
+import math
 import shutil
 import sys
 
@@ -15,16 +16,18 @@ from test_cli import run  # the same in-process CLI runner
 from test_train_cli import FAST
 
 from ambs_verify.estimators import intervals
-from ambs_verify.reports.certificate import read_certificate, validate_certificate
+from ambs_verify.reports.certificate import CertificateError, field_name, read_certificate, validate_certificate
 from ambs_verify.reports.certify import (
     CertifyOptions,
     audit_sample,
     auto_rollouts,
+    certify_checkpoint,
     impossible_pass,
+    options_from_certificate,
     parse_spec,
     reservoir_slot,
 )
-from ambs_verify.reports.verify import IGNORED, first_difference
+from ambs_verify.reports.verify import check_recomputation
 
 SMALL = ["--states", "6", "--samples", "32", "--episodes", "3", "--audit-states", "3", "--rollouts", "12"]
 SMALL += ["--spec", "H=8,p<=0.5", "--seed", "3", "--no-progress"]
@@ -64,17 +67,28 @@ def _run(argv, mp):
     return code, out.getvalue(), err.getvalue()
 
 
-def _numeric_paths(doc, path=()):
-    if path in IGNORED:
-        return
+def _leaf_paths(doc, path=()):
     if isinstance(doc, dict):
         for key, value in doc.items():
-            yield from _numeric_paths(value, (*path, key))
+            yield from _leaf_paths(value, (*path, key))
     elif isinstance(doc, list):
         for i, value in enumerate(doc):
-            yield from _numeric_paths(value, (*path, i))
-    elif isinstance(doc, int | float) and not isinstance(doc, bool):
+            yield from _leaf_paths(value, (*path, i))
+    else:
         yield path
+
+
+def _edit(value):
+    """The smallest edit of a leaf: one ulp, one count, the other truth value, one more character."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return math.nextafter(value, math.inf)
+    if isinstance(value, str):
+        return value + "0"
+    return 0  # null
 
 
 def _set(doc, path, value):
@@ -153,19 +167,33 @@ def test_relative_paths_are_stored_absolute_and_verify_and_report_from_anywhere(
     assert "Latest certificate: step 120" in (logdir / "report.html").read_text()
 
 
-def test_every_numeric_field_edit_is_detected(certified):
+def test_every_single_field_edit_is_detected_and_named(certified):
+    """Each leaf of a real certificate edited by the smallest step (one ulp, one count, one character): the
+    schema rejects it, or the comparison with one recomputation of the checkpoint names that field."""
     logdir, _ = certified
     stored = read_certificate(logdir / "certificates" / "60.json")
-    paths = list(_numeric_paths(stored))
-    assert len(paths) > 40
+    fresh = certify_checkpoint(logdir, 60, options_from_certificate(stored))
+    fresh["provenance"]["run"] = stored["provenance"]["run"]
+    assert check_recomputation(stored, fresh).ok
+    paths = list(_leaf_paths(stored))
+    assert len(paths) > 150
+    rejected = named = 0
     for path in paths:
-        value = _get(stored, path)
         edited = copy.deepcopy(stored)
-        _set(edited, path, value + 1 if isinstance(value, int) else value + (0.125 if value < 0.5 else -0.125))
-        name = ".".join(str(p) for p in path)
-        found = first_difference(edited, stored)
-        assert found is not None, name
-        assert str(path[-1]) in found, (name, found)
+        _set(edited, path, _edit(_get(stored, path)))
+        name = field_name(path)
+        try:
+            validate_certificate(edited)
+        except CertificateError:
+            rejected += 1
+            continue
+        result = check_recomputation(edited, fresh)
+        assert not result.ok, name
+        shown = "seal" if path[0] == "seal" else name
+        assert result.reason.startswith(shown), (name, result.reason)
+        named += 1
+    assert rejected + named == len(paths) and named > 100
+    print(f"{len(paths)} single-field edits: {rejected} rejected by the schema, {named} named by verify")
 
 
 def test_verify_cli_exit_codes(certified, tmp_path, monkeypatch, capsys):
@@ -184,7 +212,7 @@ def test_verify_cli_exit_codes(certified, tmp_path, monkeypatch, capsys):
     swapped = tmp_path / "swapped.json"
     swapped.write_text(json.dumps(doc))
     code, _, err = run(["verify", str(swapped)], monkeypatch, capsys)
-    assert code == 1 and "not the certified one" in err
+    assert code == 1 and err.startswith("mismatch: provenance.checkpoint_step: edited after certification")
     # Not a certificate, and a certificate of a run that is not there: unusable input, exit 2.
     bad = tmp_path / "bad.json"
     bad.write_text("{")
@@ -215,7 +243,7 @@ def test_truncated_checkpoint_is_a_clear_error(certified, tmp_path, monkeypatch,
         (["--spec", "p<0.1"], "H=<steps>,p<=<probability>"),
         (["--method", "wilson"], "accepted: kl, clopper-pearson"),
         (["--checkpoints", "7"], "does not exist"),
-        (["--delta", "2"], "delta must be in (0, 1)"),
+        (["--delta", "2"], "'--delta': must be a finite number in (0, 1) (got 2)"),
     ],
 )
 def test_bad_certify_input_is_one_line(certified, extra, fragment, monkeypatch, capsys):

@@ -136,3 +136,25 @@ def test_interrupted_write_leaves_no_checkpoint(tmp_path, monkeypatch):
     C.Checkpointer(tmp_path)
     assert not list(tmp_path.glob(".tmp-*"))
     assert json.loads((tmp_path / "1" / "manifest.json").read_text())["step"] == 1
+
+
+def test_non_finite_parameters_are_never_written_or_restored(tmp_path, monkeypatch):
+    tree = {"wm": {"w": np.array([1.0, np.nan])}, "key": jax.random.key(0), "count": np.int32(3)}
+    with pytest.raises(C.CheckpointError, match=r"refusing to write checkpoint 5: the parameter \['wm'\]\['w'\]"):
+        C.save(tmp_path, 5, tree)
+    assert not list(tmp_path.iterdir())  # nothing half-written
+    # A checkpoint written without the guard (an older version) is refused on restore, so certify refuses it too.
+    monkeypatch.setattr(C, "first_non_finite", lambda tree: None)
+    path = C.save(tmp_path, 5, {"w": np.array([np.inf])})
+    monkeypatch.undo()
+    with pytest.raises(C.CheckpointError, match=r"the parameter \['w'\] is not finite"):
+        C.load(path, {"w": np.zeros(1)})
+
+
+def test_a_checkpoint_under_another_steps_name_is_refused(tmp_path):
+    import shutil
+
+    path = C.save(tmp_path, 2000, {"w": np.ones(2)})
+    shutil.copytree(path, tmp_path / "4000")
+    with pytest.raises(C.CheckpointError, match=r"holds the checkpoint of step 2000 .*not of step 4000"):
+        C.load(tmp_path / "4000", {"w": np.zeros(2)})

@@ -7,13 +7,16 @@ import dataclasses
 import pytest
 
 from ambs_verify.config import (
+    NUMERIC_NULLABLE,
     Config,
     ConfigError,
+    _flatten_mapping,
     agent_config,
     block_names,
     env_options,
     load_blocks,
     parse_train_args,
+    range_of,
     resolve,
 )
 
@@ -98,24 +101,25 @@ def test_override_types():
             "--normalise_ret=False",
             "--shield_eps",
             "0.05",
-            "--seed",
+            "--env.grid.reward_goal",
             "-3",
             "--env.grid.slip",
             "0.2",
             "--env.grid.hazards",
             "[[1, 1]]",
-            "--env.atari.size",
-            "84",
-            "84",
             "--configs=debug,small",
             "--run.train-ratio",
             "16",
         ]
     )
     assert cfg.plpg is True and cfg.copt is False and cfg.normalise_ret is False
-    assert cfg.shield_eps == 0.05 and cfg.seed == -3 and cfg.run.train_ratio == 16
+    assert cfg.shield_eps == 0.05 and cfg.env.grid.reward_goal == -3 and cfg.run.train_ratio == 16
     assert cfg.env.grid.slip == 0.2 and cfg.env.grid.hazards == ((1, 1),)
-    assert cfg.env.atari.size == (84, 84) and cfg.rssm.deter == 512
+    assert cfg.rssm.deter == 512
+    atari = parse_train_args(["--task", "atari_pong", "--env.atari.size", "84", "84"])
+    assert atari.env.atari.size == (84, 84)
+    with pytest.raises(ConfigError, match=r"--env.atari.size sets an option of atari tasks, but the task is 'grid'"):
+        parse_train_args(["--env.atari.size", "84", "84"])
     assert env_options(resolve(overrides={"env.grid.slip": 0.3})) == {"slip": 0.3}
 
 
@@ -139,8 +143,14 @@ def test_regex_override_matches_like_the_reference():
         (["--seed", "1", "2"], "--seed takes one value"),
         (["positional"], "unexpected argument 'positional'"),
         (["--jax.precision", "float64"], "--jax.precision must be one of float32, bfloat16, float16"),
-        (["--envs.amount", "0"], "--envs.amount must be >= 1"),
-        (["--shield_candidates", "-1"], "--shield_candidates must be >= 0"),
+        (["--envs.amount", "0"], "--envs.amount must be a finite number in [1, inf) (got 0)"),
+        (["--shield_candidates", "-1"], "--shield_candidates must be a finite number in [0, inf) (got -1)"),
+        (["--shield_eps", "nan"], "--shield_eps must be a finite number in [0, 1) (got nan)"),
+        (["--shield_eps", "2"], "--shield_eps must be a finite number in [0, 1) (got 2.0)"),
+        (["--model_opt.lr", "-1"], "--model_opt.lr must be a finite number in (0, inf) (got -1.0)"),
+        (["--rssm.classes", "0"], "--rssm.classes must be a finite number in [1, inf) (got 0)"),
+        (["--shield_bound_delta", "0"], "--shield_bound_delta must be a finite number in (0, 1) (got 0.0)"),
+        (["--retnorm.perclo", "96"], "--retnorm.perclo (96.0) must not exceed --retnorm.perchi (95.0)"),
         (["--x\\.nothing.*", "1"], "matches no config key"),
     ],
 )
@@ -210,3 +220,21 @@ def test_shield_candidates_reach_the_shield():
 
     assert shield_config(resolve(["quickstart"])).candidates == 0  # the paper judges the policy
     assert shield_config(resolve(["quickstart"], {"shield_candidates": 4})).candidates == 4
+
+
+def test_every_numeric_key_declares_its_range():
+    """Validation at the boundary covers every number a user can set: a key without a declared range would take
+    any finite value."""
+    numeric = [
+        key
+        for key, value in _flatten_mapping(load_blocks()["defaults"]).items()
+        if any(
+            isinstance(v, int | float) and not isinstance(v, bool)
+            for v in (value if isinstance(value, list) else [value])
+        )
+    ]
+    assert len(numeric) > 100
+    assert [key for key in (*numeric, *NUMERIC_NULLABLE) if range_of(key) is None] == []
+    # every block's own values lie in their ranges (a block that breaks its own range could never be used)
+    for name in block_names():
+        resolve([name])

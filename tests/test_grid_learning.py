@@ -12,7 +12,7 @@ from ambs_verify.agents import rssm as R
 from ambs_verify.agents.world_model import WorldModel
 from ambs_verify.config import agent_config, resolve
 from ambs_verify.envs.registry import make_env
-from ambs_verify.trainers.loop import HEALTH_UPDATES, world_model_collapse
+from ambs_verify.trainers.health import HEALTH_UPDATES, world_model_collapse
 
 UPDATES = 400
 

@@ -25,6 +25,7 @@ def test_resume_allows_run_length_changes_but_not_experiment_changes(tmp_path):
     run = RunDir(tmp_path / "r")
     base = resolve(["debug"], {"logdir": str(run.path)})
     run.prepare(base)
+    run.metrics_path.write_text('{"step": 1}\n')  # the run has stepped: there is something to resume
     assert run.prepare(base.replace({"run.steps": 10**6, "run.log_every": 7})) is True
     with pytest.raises(RunMismatchError) as info:
         run.prepare(base.replace({"seed": 4, "rssm.deter": 64}))
@@ -34,6 +35,15 @@ def test_resume_allows_run_length_changes_but_not_experiment_changes(tmp_path):
     assert run.prepare(base.replace({"seed": 4}), force=True) is True
     assert run.read_config()["seed"] == 4
     assert yaml_seed(run.path / "config.previous.yaml") == 0
+
+
+def test_an_attempt_that_never_stepped_leaves_nothing_to_refuse(tmp_path):
+    """A command rejected after writing config.yaml (before any step) must not refuse the corrected command."""
+    run = RunDir(tmp_path / "r")
+    base = resolve(["debug"], {"logdir": str(run.path)})
+    run.prepare(base)
+    assert run.prepare(base.replace({"rssm.deter": 64})) is False
+    assert run.read_config()["rssm"]["deter"] == 64
 
 
 def yaml_seed(path):

@@ -110,6 +110,18 @@ def test_overrides_exactly_when_the_rule_says(agent):
     assert np.all(np.asarray(out["p_hat"]) == 1) and np.all(np.asarray(out["override"]))
 
 
+@pytest.mark.parametrize("event", ["discounted", "within"])
+def test_a_non_finite_model_is_judged_unsafe(agent, event):
+    ag, state, post = agent
+    # A diverged cost head (NaN everywhere): every trace counts as violating, so the shield overrides.
+    params = jax.tree.map(lambda x: x, state["wm"]["params"])
+    params["cost"]["out"]["Dense_0"]["bias"] = jnp.full_like(params["cost"]["out"]["Dense_0"]["bias"], jnp.nan)
+    broken = {**state, "wm": {**state["wm"], "params": params}}
+    config = ShieldConfig(samples=16, horizon=5, event=event)
+    out = shield_decision(config, ag.wm, ag.task, params, broken["task"], post, jax.random.PRNGKey(4))
+    assert np.all(np.asarray(out["p_hat"]) == 1) and np.all(np.asarray(out["override"]))
+
+
 def test_bound_rule_uses_the_certified_kl_bound(agent):
     ag, state, post = agent
     key = jax.random.PRNGKey(5)

@@ -59,7 +59,18 @@ def _records(logdir):
 )
 def test_cli_trains_logs_and_checkpoints(agent, extra, tmp_path, monkeypatch, capsys):
     logdir = tmp_path / agent
-    args = ["train", "--agent", agent, *_args({**TINY, **extra}), "--run.steps", "200", "--logdir", str(logdir)]
+    args = [
+        "train",
+        "--configs",
+        "grid",
+        "--agent",
+        agent,
+        *_args({**TINY, **extra}),
+        "--run.steps",
+        "200",
+        "--logdir",
+        str(logdir),
+    ]
     code, out, err = run(args, monkeypatch, capsys)
     assert code == 0, err
     assert f"{agent} on grid_tiny: finished at step 200" in out
@@ -170,8 +181,8 @@ def test_dopamine_atari_preprocessing(tmp_path):
     [
         (["--baselines.torso", "resnet"], "--baselines.torso must be one of auto, nature, mlp"),
         (["--baselines.update_period", "3"], "must be a multiple of --baselines.update_period (3)"),
-        (["--baselines.gamma", "1.5"], "--baselines.gamma must lie in [0, 1]"),
-        (["--baselines.rainbow.num_atoms", "1"], "--baselines.rainbow.num_atoms must be >= 2"),
+        (["--baselines.gamma", "1.5"], "--baselines.gamma must be a finite number in [0, 1] (got 1.5)"),
+        (["--baselines.rainbow.num_atoms", "1"], "num_atoms must be a finite number in [2, inf) (got 1)"),
         (["--baselines.replay_capacity", "4"], "--baselines.replay_capacity (4) must hold"),
         (["--baselines.batch_size", "many"], "--baselines.batch_size expects an integer"),
         (["--env.grid.observation", "both"], "one observation (vector or image)"),
@@ -179,6 +190,8 @@ def test_dopamine_atari_preprocessing(tmp_path):
 )
 def test_bad_baseline_option_is_one_line(extra, fragment, tmp_path, monkeypatch, capsys):
     logdir = tmp_path / "bad"
-    code, _, err = run(["train", "--agent", "rainbow", "--logdir", str(logdir), *extra], monkeypatch, capsys)
+    code, _, err = run(
+        ["train", "--configs", "grid", "--agent", "rainbow", "--logdir", str(logdir), *extra], monkeypatch, capsys
+    )
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and fragment in err, err
     assert not (logdir / "config.yaml").exists()  # nothing written for a bad config

@@ -13,7 +13,9 @@ FAST += ["--run.log_every", "50", "--run.save_every", "100", "--replay.batch_siz
 FAST += ["--run.train_ratio", "32", "--shield_horizon", "5"]
 
 
-def test_train_logs_checkpoints_and_resumes(tmp_path, monkeypatch, capsys):
+def test_train_logs_checkpoints_resumes_and_stops_when_it_diverges(tmp_path, monkeypatch, capsys):
+    from ambs_verify.trainers import checkpoint
+
     logdir = tmp_path / "run"
     args = ["train", "--configs", "quickstart", "debug", *FAST, "--logdir", str(logdir), "--seed", "1"]
     code, out, err = run([*args, "--run.steps", "120"], monkeypatch, capsys)
@@ -28,6 +30,17 @@ def test_train_logs_checkpoints_and_resumes(tmp_path, monkeypatch, capsys):
     code, out, err = run([*args, "--run.steps", "200"], monkeypatch, capsys)
     assert code == 0, err
     assert "resumed from step 120" in out and "finished at step 200" in out
+
+    # A learning rate of 1e30 turns the world model's parameters non-finite within a few updates: the run stops
+    # in one line and keeps its last good checkpoint intact.
+    diverging = ["--run.steps", "400", "--model_opt.lr", "1e30", "--force", "--run.progress", "False"]
+    code, out, err = run([*args, *diverging], monkeypatch, capsys)
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert "training diverged at step" in err and "is nan" in err
+    assert "the last good checkpoint is step 200" in err
+    assert sorted(int(p.name) for p in (logdir / "checkpoints").iterdir() if p.name.isdigit()) == [120, 200]
+    checkpoint.verify(logdir / "checkpoints" / "200")
+    assert checkpoint.first_non_finite(checkpoint.load(logdir / "checkpoints" / "200").tree) is None
 
 
 def test_unshielded_baseline_logs_no_shield(tmp_path, monkeypatch, capsys):
@@ -87,3 +100,20 @@ def test_bad_train_input_is_one_line(extra, fragment, tmp_path, monkeypatch, cap
         ["train", "--configs", "quickstart", "--logdir", str(tmp_path / "x"), *extra], monkeypatch, capsys
     )
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and fragment in err
+
+
+def test_train_without_configs_says_which_blocks_to_choose(tmp_path, monkeypatch, capsys):
+    code, _, err = run(["train", "--logdir", str(tmp_path / "x")], monkeypatch, capsys)
+    assert code == 2 and err.count("\n") == 1 and "--configs quickstart" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_rejected_command_leaves_nothing_that_refuses_the_corrected_one(tmp_path, monkeypatch, capsys):
+    logdir = tmp_path / "x"
+    base = ["train", "--configs", "quickstart", "debug", *FAST, "--logdir", str(logdir), "--run.steps", "20"]
+    code, _, err = run([*base, "--env.grid.max_steps", "1.5"], monkeypatch, capsys)
+    assert code == 2 and "max_steps" in err and err.count("\n") == 1
+    assert not (logdir / "config.yaml").exists()
+    code, out, err = run(base, monkeypatch, capsys)
+    assert code == 0, err
+    assert out.startswith("training ambs on grid: size debug") and "finished at step 20" in out

@@ -123,7 +123,8 @@ def violating_traces(cost: jax.Array, cont: jax.Array, cost_val: float) -> jax.A
 
     A trace violates when some state ``k = 1..H`` has a clipped predicted cost ``>= C / 2`` while the episode is
     still predicted to continue (``prod_{j<k} cont_j = 1``). The cost head predicts ``C`` at a violation and 0
-    elsewhere, so ``C / 2`` is the decision boundary of its mean.
+    elsewhere, so ``C / 2`` is the decision boundary of its mean. A non-finite cost or continue prediction counts as
+    a violation (a diverged model must not look safe).
 
     Parameters
     ----------
@@ -136,7 +137,8 @@ def violating_traces(cost: jax.Array, cont: jax.Array, cost_val: float) -> jax.A
     (M,) bool.
     """
     alive_before = jnp.concatenate([jnp.ones_like(cont[:1]), jnp.cumprod(cont, axis=0)[:-1]], axis=0)
-    return jnp.any((cost >= 0.5 * cost_val) & (alive_before > 0), axis=0)
+    # written as negations so that a non-finite prediction (a diverged model) counts as a violation
+    return jnp.any(~(cost < 0.5 * cost_val) & ~(alive_before <= 0), axis=0)
 
 
 def _imagined_costs(config, wm, wm_params, policy, starts, first, key):
@@ -180,7 +182,8 @@ def _trace_outcomes(config, wm, task_behaviour, wm_params, task_state, starts, f
         boot = jnp.clip(task_behaviour.value(task_state, "cost", last), 0.0, config.cost_val)
     else:
         boot = jnp.zeros(last.shape[0], cost.dtype)
-    return discounted_cost_to_go(cost, cont, boot, config.discount) > violation_threshold(config)
+    # not "<=": a non-finite cost-to-go (a diverged model) counts as a violation
+    return ~(discounted_cost_to_go(cost, cont, boot, config.discount) <= violation_threshold(config))
 
 
 def shield_decision(
@@ -229,7 +232,7 @@ def shield_decision(
     k = violating.reshape(n_envs, max(k_cand, 1), m).sum(axis=2)  # (N, K)
     m_arr = jnp.full(k.shape, m, jnp.float32)
     bound = jax_bounds.kl_upper(k.astype(jnp.float32), m_arr, config.bound_delta)
-    unsafe = k / m > config.eps if config.rule == "estimate" else bound > config.delta_safe
+    unsafe = ~(k / m <= config.eps) if config.rule == "estimate" else ~(bound <= config.delta_safe)  # NaN: unsafe
     out = {
         "p_hat": k[:, 0] / m,
         "violations": k[:, 0],

@@ -32,6 +32,27 @@ OBSERVATIONS = ("vector", "image", "both")
 _FLOOR, _HAZARD, _GOAL, _AGENT = (30, 30, 30), (220, 40, 40), (40, 200, 60), (60, 120, 255)
 
 
+_SCALAR_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+_KIND_TEXT = {int: "an integer", float: "a finite number", bool: "true or false", str: "text"}
+
+
+def _is_cell(value: Any) -> bool:
+    """``[row, col]``: two integers."""
+    return (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    )
+
+
+def _is_kind(value: Any, kind: type) -> bool:
+    if kind is bool or isinstance(value, bool):
+        return kind is bool and isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, int | float) and np.isfinite(value)
+    return isinstance(value, kind)
+
+
 @dataclass(frozen=True)
 class GridConfig:
     """Layout and dynamics of a grid. Cells are ``(row, col)``; ``start=None`` (``"random"`` in a config) draws a
@@ -59,9 +80,16 @@ class GridConfig:
             data["start"] = None
         for key in ("goal", "start"):
             value = data.get(key)
-            if value is not None and (not isinstance(value, list | tuple) or len(value) != 2):
+            if value is not None and not _is_cell(value):
                 accepted = "[row, col] or random" if key == "start" else "[row, col]"
                 raise EnvConfigError(f"grid option {key} takes {accepted} (got {value!r})")
+        hazards = data.get("hazards", ())
+        if not isinstance(hazards, list | tuple) or not all(_is_cell(cell) for cell in hazards):
+            raise EnvConfigError(f"grid option hazards takes a list of [row, col] cells (got {hazards!r})")
+        for f in fields(cls):  # scalar options by their declared type: 1.5 steps or "maybe" are not accepted
+            value, kind = data.get(f.name), _SCALAR_TYPES.get(f.type)
+            if f.name in data and kind is not None and not _is_kind(value, kind):
+                raise EnvConfigError(f"grid option {f.name} takes {_KIND_TEXT[kind]} (got {value!r})")
         if "hazards" in data:
             data["hazards"] = tuple(tuple(int(v) for v in cell) for cell in data["hazards"])
         for key in ("goal", "start"):
@@ -84,6 +112,8 @@ class GridConfig:
             raise EnvConfigError("the grid has no free cell to start from")
         if not (0.0 <= self.slip <= 1.0):
             raise EnvConfigError(f"slip must lie in [0, 1] (got {self.slip})")
+        if not self.cost_val >= 0:
+            raise EnvConfigError(f"cost_val must be >= 0 (got {self.cost_val})")
         if self.max_steps < 1:
             raise EnvConfigError(f"max_steps must be >= 1 (got {self.max_steps})")
         if self.observation not in OBSERVATIONS:
@@ -345,8 +375,24 @@ def list_tasks() -> list[TaskInfo]:
     ]
 
 
-def make(name: str, **options: Any) -> GridWorld:
-    """Build a named grid layout with option overrides (any :class:`GridConfig` field)."""
+def check_options(name: str, **options: Any) -> GridConfig:
+    """The validated layout of grid task ``name`` with option overrides; a one-line error for a bad one (the config
+    calls this before anything is written)."""
     if name not in PRESETS:
         raise EnvConfigError(f"unknown grid task {name!r}; accepted: {', '.join(PRESETS)}")
-    return GridWorld(PRESETS[name], **options)
+    options = dict(options)
+    labels = options.pop("labels", None)  # the grid's one label is always on; naming it is allowed
+    if labels is not None:
+        labels = [labels] if isinstance(labels, str) else list(labels)
+        unknown = [label for label in labels if label not in GridWorld.label_names]
+        if unknown:
+            accepted = ", ".join(GridWorld.label_names)
+            raise EnvConfigError(f"unknown grid label(s) {', '.join(map(str, unknown))}; accepted: {accepted}")
+    config = GridConfig.from_dict({**_as_dict(PRESETS[name]), **options})
+    config.validate()
+    return config
+
+
+def make(name: str, **options: Any) -> GridWorld:
+    """Build a named grid layout with option overrides (any :class:`GridConfig` field)."""
+    return GridWorld(check_options(name, **options))

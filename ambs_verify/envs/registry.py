@@ -75,6 +75,10 @@ def make_env(task: str, **options) -> gym.Env:
 
 def list_tasks(families: tuple[str, ...] | None = None) -> list[TaskInfo]:
     """Every task of the available families (families whose simulator is not installed are skipped)."""
+    known = [f.name for f in FAMILIES]
+    unknown = sorted(set(families or ()) - set(known))
+    if unknown:
+        raise EnvConfigError(f"unknown family {', '.join(unknown)}; accepted: {', '.join(known)}")
     tasks: list[TaskInfo] = []
     for family in FAMILIES:
         if families is not None and family.name not in families:

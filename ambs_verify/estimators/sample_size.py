@@ -37,9 +37,14 @@ class SampleSize(Record):
     alpha_max: float | None = None
 
 
+MIN_EPS = 1e-6  # smaller accuracies need more than 10^12 samples (and 2·eps² underflows near 1e-162)
+
+
 def _check_eps(eps: float, name: str = "eps") -> float:
     if not (0.0 < eps < 1.0):
         raise EstimatorInputError(f"{name} must lie strictly between 0 and 1 (got {eps:g})")
+    if eps < MIN_EPS:
+        raise EstimatorInputError(f"{name} must be at least {MIN_EPS:g}: less needs over 10^12 samples (got {eps:g})")
     return float(eps)
 
 

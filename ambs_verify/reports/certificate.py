@@ -14,6 +14,7 @@ Every problem is reported as one line naming the field, e.g.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -32,13 +33,16 @@ __all__ = [
     "SCHEMA_VERSION",
     "CertificateError",
     "certificate_paths",
+    "field_name",
     "load_schema",
     "read_certificate",
+    "seal",
+    "seal_problem",
     "validate_certificate",
     "write_certificate",
 ]
 
-SCHEMA_VERSION = "2.0"
+SCHEMA_VERSION = "2.1"  # 2.1: the seal
 KIND = "ambs-verify-certificate"
 
 # Slack for float comparisons between fields (sums of δ shares, bounds against estimates).
@@ -69,7 +73,8 @@ def _validator() -> jsonschema.Draft202012Validator:
 # ------------------------------------------------------------------------------------------- messages
 
 
-def _field(path: Iterable[Any]) -> str:
+def field_name(path: Iterable[Any]) -> str:
+    """``("model", "upper", 3)`` -> ``model.upper[3]``: how messages name a field."""
     out = ""
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
@@ -114,13 +119,13 @@ def _type_name(value: Any) -> str:
 def _describe(error: jsonschema.ValidationError) -> str:
     """One clause for one schema error: ``field X = V is above the maximum 1`` and the like."""
     path = list(error.absolute_path)
-    field = _field(path)
+    field = field_name(path)
     value, rule, limit = error.instance, error.validator, error.validator_value
     head = f"field {field} = {_show(value)}"
     if rule == "required":
-        return f"field {_field(_error_path(error))} is missing"
+        return f"field {field_name(_error_path(error))} is missing"
     if rule == "additionalProperties":
-        return f"field {_field(_error_path(error))} is not allowed here (unknown field)"
+        return f"field {field_name(_error_path(error))} is not allowed here (unknown field)"
     if rule == "type":
         wanted = " or ".join(limit) if isinstance(limit, list) else limit
         return f"{head} has type {_type_name(value)}, expected {wanted}"
@@ -302,13 +307,73 @@ def validate_certificate(doc: Any, source: str | os.PathLike | None = None) -> N
     found = _non_finite(doc, [])
     if found:
         path, value = found
-        raise _fail(source, f"field {_field(path)} = {value!r} is not a finite number")
+        raise _fail(source, f"field {field_name(path)} = {value!r} is not a finite number")
     errors = sorted(_validator().iter_errors(doc), key=_error_order)
     if errors:
         raise _fail(source, _describe(errors[0]), len(errors) - 1)
     problems = _consistency(doc)
     if problems:
         raise _fail(source, problems[0], len(problems) - 1)
+
+
+# ----------------------------------------------------------------------------------------------- seal
+
+# The fields verify takes from the certificate instead of recomputing them (the inputs of the recomputation, and
+# when and where it ran). The seal keeps a digest of each, so that an edit of one is named; an edit of any other
+# field shows in the recomputation.
+SEALED_INPUTS = (("created_utc",), ("provenance",), ("spec",), ("options",), ("delta", "total"))
+
+
+def canonical(value: Any) -> bytes:
+    """The canonical JSON of ``value`` (keys sorted, no spaces, UTF-8): what digests are taken over."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(canonical(value)).hexdigest()
+
+
+def _leaves(value: Any, path: tuple = ()) -> Iterable[tuple[tuple, Any]]:
+    if isinstance(value, Mapping):
+        for key in sorted(value):
+            yield from _leaves(value[key], (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _leaves(item, (*path, i))
+    else:
+        yield path, value
+
+
+def _sealed_fields(doc: Mapping[str, Any]) -> dict[str, str]:
+    out = {}
+    for prefix in SEALED_INPUTS:
+        node: Any = doc
+        for part in prefix:
+            node = node.get(part) if isinstance(node, Mapping) else None
+        for path, value in _leaves(node, prefix):
+            out[field_name(path)] = _digest(value)[:16]
+    return out
+
+
+def seal(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``seal`` block of a certificate: sha256 of the canonical document without its seal, and a digest of
+    each input field (:data:`SEALED_INPUTS`). It detects edits, not forgery: anyone can recompute it."""
+    body = {k: v for k, v in doc.items() if k != "seal"}
+    return {"algorithm": "sha256", "digest": _digest(body), "fields": _sealed_fields(body)}
+
+
+def seal_problem(doc: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """``(field, reason)`` when ``doc`` no longer matches its seal: the edited input field when one is, else
+    ``(None, reason)`` (the edit is in a recomputed field, or in the seal itself); ``(None, None)`` when intact."""
+    stored = doc.get("seal", {})
+    fresh = seal(doc)
+    if fresh["digest"] == stored.get("digest"):
+        return None, None
+    fields = stored.get("fields", {})
+    for name in sorted(set(fields) | set(fresh["fields"])):
+        if fields.get(name) != fresh["fields"].get(name):
+            return name, f"{name}: edited after certification (it no longer matches the certificate's seal)"
+    return None, "the certificate's content no longer matches its seal digest"
 
 
 # ------------------------------------------------------------------------------------------------ I/O
@@ -339,13 +404,20 @@ def read_certificate(path: str | os.PathLike) -> dict[str, Any]:
         raise CertificateError(f"certificate {path}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
     except ValueError as exc:
         raise CertificateError(f"certificate {path}: invalid JSON ({exc})") from None
-    validate_certificate(doc, path)
+    except RecursionError:
+        raise CertificateError(f"certificate {path}: nested too deeply to be a certificate") from None
+    try:
+        validate_certificate(doc, path)
+    except RecursionError:
+        raise CertificateError(f"certificate {path}: nested too deeply to be a certificate") from None
     return doc
 
 
 def write_certificate(path: str | os.PathLike, doc: Mapping[str, Any]) -> Path:
-    """Validate ``doc``, then write it atomically (temporary file + ``os.replace``), keys sorted, indent 2."""
+    """Seal ``doc`` (:func:`seal`), validate it, then write it atomically (temporary file + ``os.replace``), keys
+    sorted, indent 2."""
     path = Path(path)
+    doc = {**doc, "seal": seal(doc)}
     validate_certificate(doc, path)
     write_text_atomic(path, json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n")
     return path

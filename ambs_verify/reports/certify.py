@@ -82,7 +82,8 @@ MODEL_EVENT = (
     "is no discounting and no critic bootstrap, so it is the event that H-step real rollouts (the audit) can check: "
     "some safety label fires within H steps"
 )
-_SPEC = re.compile(r"^\s*H\s*=\s*(\d+)\s*,\s*p\s*<=?\s*([0-9.eE+-]+)\s*$")
+_SPEC = re.compile(r"^\s*H\s*=\s*(\d+)\s*,\s*p\s*<=\s*(\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)\s*$")
+MAX_SPEC_HORIZON = 100_000  # real rollouts of H steps per audited state: beyond this a certificate never ends
 
 
 class CertifyError(CertificateError):
@@ -98,7 +99,7 @@ class Spec:
 
     @property
     def text(self) -> str:
-        return f"H={self.horizon},p<={self.p_max:g}"
+        return f"H={self.horizon},p<={self.p_max!r}"  # repr: every digit, so the text cannot hide an edit
 
 
 def parse_spec(text: str) -> Spec:
@@ -107,8 +108,8 @@ def parse_spec(text: str) -> Spec:
     if match is None:
         raise CertifyError(f"spec {text!r} is not of the form 'H=<steps>,p<=<probability>' (e.g. 'H=30,p<=0.1')")
     horizon, p_max = int(match[1]), float(match[2])
-    if horizon < 1 or not 0.0 <= p_max <= 1.0:
-        raise CertifyError(f"spec {text!r}: H must be >= 1 and p in [0, 1]")
+    if not 1 <= horizon <= MAX_SPEC_HORIZON or not 0.0 <= p_max <= 1.0:
+        raise CertifyError(f"spec {text!r}: H must lie in [1, {MAX_SPEC_HORIZON}] and p in [0, 1]")
     return Spec(horizon, p_max)
 
 

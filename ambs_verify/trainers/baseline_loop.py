@@ -59,6 +59,7 @@ from ..runs import RunDir
 from .checkpoint import Checkpointer
 from .driver import Driver
 from .factory import BASELINE_AGENTS
+from .health import TrainingDiverged, diverged_metric, divergence_message, first_non_finite
 from .logger import MeanAggregator, MetricsLogger, ProgressBar
 from .loop import Cadence, TrainResult, _Interrupt
 
@@ -128,23 +129,12 @@ def baseline_settings(config: Config) -> dict[str, Any]:
 
 def _check(config: Config, settings: dict[str, Any]) -> None:
     """One-line :class:`ConfigError` for values the per-key checks of :mod:`ambs_verify.config` cannot see."""
-    name = config.agent
-
-    def bad(key: str, what: str) -> ConfigError:
-        return ConfigError(f"--baselines.{key} {what} (got {settings[key.rsplit('.', 1)[-1]]!r})")
-
-    for key in ("gamma", "epsilon_train", "epsilon_eval"):
-        if not 0.0 <= settings[key] <= 1.0:
-            raise bad(key, "must lie in [0, 1]")
-    if settings["learning_rate"] <= 0:
-        raise bad(f"{name}.learning_rate", "must be > 0")
+    # single keys' ranges (gamma, epsilons, learning rates, v_max …) are declared in config.RANGES
     if settings["target_update_period"] % settings["update_period"]:
         raise ConfigError(
             f"--baselines.target_update_period ({settings['target_update_period']}) must be a multiple of "
             f"--baselines.update_period ({settings['update_period']}), so that the target is copied at an update"
         )
-    if name == "rainbow" and settings["v_max"] <= 0:
-        raise bad("rainbow.v_max", "must be > 0 (the support is [-v_max, v_max])")
     per_env = settings["replay_capacity"] // config.envs.amount
     needed = settings["update_horizon"] + settings["frame_stack"] + 2
     if per_env < needed:
@@ -268,18 +258,22 @@ def train(
     try:
         obs_key = _observation_key(driver.obs_space)  # before the run directory is written
         run = RunDir(config.logdir)
-        resumed = run.prepare(config, force=force)
         n = driver.num_envs
-        checkpoints = Checkpointer(run.checkpoints_dir, keep=config.run.keep_checkpoints)
         with ExitStack() as stack:
             stack.enter_context(jax.disable_jit(not config.jax.jit))
             stack.enter_context(jax.debug_nans(config.jax.debug_nans))
             learner = Learner(agent, driver.obs_space[obs_key], driver.act_space, num_envs=n, seed=config.seed)
+            resumed = run.prepare(config, force=force)  # written once the agent builds (loop.train says why)
+            checkpoints = Checkpointer(run.checkpoints_dir, keep=config.run.keep_checkpoints)
             train_metrics = MeanAggregator()
             counts = {"updates": 0}
 
             def on_update(metrics: list[dict]) -> None:
                 for m in metrics:
+                    bad = diverged_metric(m)
+                    if bad is not None:
+                        where = run.checkpoints_dir
+                        raise TrainingDiverged(divergence_message(f"train/{bad[0]}", bad[1], step, last_saved, where))
                     train_metrics.add({k: v for k, v in m.items() if k not in _SKIPPED_METRICS})
                 counts["updates"] += len(metrics)
 
@@ -322,9 +316,15 @@ def train(
 
             def save() -> None:
                 nonlocal last_saved
+                tree, learner_meta = learner.checkpoint()
+                bad = first_non_finite(tree)
+                if bad is not None:
+                    where = run.checkpoints_dir
+                    raise TrainingDiverged(
+                        divergence_message(f"the parameter {bad}", "not finite", step, last_saved, where)
+                    )
                 if clock["logged"] != step:  # a log record first, unless one was just written at this step
                     write_log()
-                tree, learner_meta = learner.checkpoint()
                 metadata = {
                     "step": step,
                     "updates": counts["updates"],

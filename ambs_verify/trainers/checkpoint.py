@@ -33,6 +33,7 @@ import jax
 import numpy as np
 
 from ..runs import absolute_path
+from .health import first_non_finite
 
 __all__ = ["Checkpoint", "CheckpointError", "Checkpointer", "load", "manifest_digest", "save", "verify"]
 
@@ -144,6 +145,9 @@ def save(
         The final checkpoint directory.
     """
     directory = absolute_path(directory)  # orbax >= 0.12.8 refuses relative paths
+    bad = first_non_finite(tree)
+    if bad is not None:  # a diverged state must never look like an intact checkpoint
+        raise CheckpointError(f"refusing to write checkpoint {int(step)}: the parameter {bad} is not finite")
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / str(int(step))
     tmp = directory / f".tmp-{int(step)}-{uuid.uuid4().hex[:8]}"
@@ -244,6 +248,13 @@ def load(path: str | os.PathLike, target: Any = None, check: bool = True) -> Che
         tree = checkpointer.restore(path / "state", args=ocp.args.PyTreeRestore(item=item, restore_args=restore_args))
         tree = _rewrap(tree, target)
     metadata = json.loads((path / "metadata.json").read_text(encoding="utf-8"))
+    if path.name.isdigit() and int(path.name) != int(metadata["step"]):
+        raise CheckpointError(
+            f"{path} holds the checkpoint of step {metadata['step']} (its metadata.json), not of step {path.name}"
+        )
+    bad = first_non_finite(tree)
+    if bad is not None:
+        raise CheckpointError(f"{path}: the parameter {bad} is not finite (the run diverged before this checkpoint)")
     files = {p.name: p.read_bytes() for p in sorted((path / "files").glob("*"))} if (path / "files").is_dir() else {}
     return Checkpoint(step=int(metadata["step"]), tree=tree, metadata=metadata, files=files, path=path)
 

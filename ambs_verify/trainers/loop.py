@@ -45,14 +45,15 @@ import gymnasium as gym
 import jax
 import numpy as np
 
-from ..config import Config, env_options
+from ..config import Config, ConfigError, env_options
 from ..runs import RunDir
 from .checkpoint import Checkpoint, Checkpointer, CheckpointError
 from .driver import Driver, random_policy
+from .health import TrainingDiverged, diverged_metric, divergence_message, first_non_finite, world_model_collapse
 from .logger import MeanAggregator, MetricsLogger, ProgressBar
 from .replay import Replay
 
-__all__ = ["Agent", "TrainResult", "configure_jax", "train"]
+__all__ = ["Agent", "TrainResult", "TrainingDiverged", "configure_jax", "train"]
 
 
 class Agent(Protocol):
@@ -102,35 +103,18 @@ def configure_jax(config: Config) -> None:
         jax.config.update("jax_platforms", platform)
     except RuntimeError:  # the backend is already initialised
         pass
+    try:
+        jax.devices(platform)
+    except (RuntimeError, AssertionError):  # JAX asserts when the only platform allowed fails to start
+        raise ConfigError(
+            f"--jax.platform {config.jax.platform}: JAX finds no {platform} device on this machine; accepted: cpu, "
+            "or a platform whose device and jaxlib plugin are installed"
+        ) from None
     cache = compilation_cache_dir()
     if cache is not None:
         jax.config.update("jax_compilation_cache_dir", str(cache))
         if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:  # JAX's default 1 s misses most of ours
             jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
-
-
-# The world-model health check: after this many updates, a vector reconstruction loss still at 90 % or more of
-# the loss of always predicting the batch's mean vector means the model has not learned the state.
-HEALTH_UPDATES = 500
-HEALTH_RATIO = 0.9
-
-
-def world_model_collapse(scalars: dict[str, Any], free_bits: float) -> str | None:
-    """A one-line diagnosis when a log record shows a collapsed world model, else None."""
-    ratio, kl = scalars.get("train/wm/vector_vs_mean"), scalars.get("train/wm/model_kl")
-    if ratio is None or scalars.get("train/updates", 0) < HEALTH_UPDATES or ratio < HEALTH_RATIO:
-        return None
-    kl_text = (
-        ""
-        if kl is None
-        else f"; the posterior's KL is {kl:.2f}"
-        + (f", below free bits ({free_bits:g}), so the KL term gives no gradient" if kl < free_bits else "")
-    )
-    return (
-        f"the world model is not learning the observations after {scalars['train/updates']} updates: its vector "
-        f"reconstruction loss is {ratio:.0%} of always predicting the mean{kl_text}; imagined returns and the "
-        "shield's estimates then carry no information about the state (README: world-model health)"
-    )
 
 
 class Cadence:
@@ -227,15 +211,12 @@ def train(
     TrainResult
     """
     run = RunDir(config.logdir)
-    resumed = run.prepare(config, force=force)
     own_envs = envs is None
     driver = Driver(_make_envs(config) if own_envs else envs, seed=config.seed)
     n = driver.num_envs
     batch, length = config.replay.batch_size, config.replay.batch_length
     fill = max(batch * length, config.run.train_fill)
     ratio = Fraction(config.run.train_ratio) / (batch * length)
-    replay = Replay(config.replay.size, n, run.replay_dir, config.replay.chunk)
-    checkpoints = Checkpointer(run.checkpoints_dir, keep=config.run.keep_checkpoints)
 
     key = jax.random.PRNGKey(config.seed)
     key, init_key = jax.random.split(key)
@@ -245,6 +226,11 @@ def train(
         returned = agent.init(init_key, driver.obs_space, driver.act_space)
         if returned is not None:
             agent.state = returned
+        # the run directory is written only once the environments and the agent build: a rejected command leaves
+        # nothing behind that would refuse the corrected one
+        resumed = run.prepare(config, force=force)
+        replay = Replay(config.replay.size, n, run.replay_dir, config.replay.chunk)
+        checkpoints = Checkpointer(run.checkpoints_dir, keep=config.run.keep_checkpoints)
         sampler = np.random.default_rng([config.seed, 1])
         step, updates, episodes, train_start = 0, 0, 0, None
         ck = _restore_newest_valid(checkpoints, {"agent": agent.state, "key": key}) if resumed else None
@@ -295,6 +281,11 @@ def train(
 
         def save() -> None:
             nonlocal last_saved
+            bad = first_non_finite(agent.state)
+            if bad is not None:
+                raise TrainingDiverged(
+                    divergence_message(f"the parameter {bad}", "not finite", step, last_saved, run.checkpoints_dir)
+                )
             write_log()
             replay.flush()
             metadata = {
@@ -332,7 +323,13 @@ def train(
                     key, train_key = jax.random.split(key)
                     sample = replay.sample(batch, length, sampler)
                     agent.state, metrics = agent.train(agent.state, sample, train_key)
-                    train_metrics.add(jax.device_get(metrics or {}))
+                    metrics = jax.device_get(metrics or {})
+                    bad = diverged_metric(metrics)
+                    if bad is not None:
+                        raise TrainingDiverged(
+                            divergence_message(f"train/{bad[0]}", bad[1], step, last_saved, run.checkpoints_dir)
+                        )
+                    train_metrics.add(metrics)
                     updates += 1
             bar.update(step)
             action = cadence.due(step)
