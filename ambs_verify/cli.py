@@ -67,9 +67,9 @@ def number_in(interval: str):
     """A typer ``parser`` for a float option: a finite number in ``interval`` (``"(0, 1)"``, ``"[0, inf)"``), else
     click's one-line "Invalid value" naming the option, the value and the interval. The fuzz test reads
     ``.interval`` to generate values outside it."""
-    from .config import _interval
+    from .config import parse_interval
 
-    low, low_in, high, high_in = _interval(interval)
+    low, low_in, high, high_in = parse_interval(interval)
 
     def parse(text: str) -> float:
         try:

@@ -52,7 +52,9 @@ __all__ = [
     "env_family",
     "env_options",
     "load_blocks",
+    "parse_interval",
     "parse_train_args",
+    "range_of",
     "resolve",
 ]
 
@@ -490,7 +492,7 @@ def _is_number(value: Any) -> bool:
 
 
 @cache
-def _interval(text: str) -> tuple[float, bool, float, bool]:
+def parse_interval(text: str) -> tuple[float, bool, float, bool]:
     """``"[0, 1)"`` -> ``(0.0, True, 1.0, False)``: low, low included, high, high included."""
     low, high = text[1:-1].split(",")
     return float(low), text[0] == "[", float(high), text[-1] == "]"
@@ -507,7 +509,7 @@ def _check_range(key: str, value: float) -> None:
         if not math.isfinite(value):
             raise ConfigError(f"--{key} must be a finite number (got {value})")
         return
-    low, low_in, high, high_in = _interval(text)
+    low, low_in, high, high_in = parse_interval(text)
     inside = (low <= value if low_in else low < value) and (value <= high if high_in else value < high)
     if not (inside and math.isfinite(value)):
         raise ConfigError(f"--{key} must be a finite number in {text} (got {value})")

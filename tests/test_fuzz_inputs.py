@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from test_cli import run as run_cli  # the same in-process CLI runner
 
 from ambs_verify.cli import app
-from ambs_verify.config import CHOICES, NUMERIC_NULLABLE, _flatten_mapping, _interval, load_blocks, range_of
+from ambs_verify.config import CHOICES, NUMERIC_NULLABLE, _flatten_mapping, load_blocks, parse_interval, range_of
 
 DEFAULTS = _flatten_mapping(load_blocks()["defaults"])
 EXAMPLES = 4  # per option
@@ -64,7 +64,7 @@ def assert_one_line_rejection(code, err, args):
 
 def outside(interval: str, integer: bool):
     """Numbers outside ``interval`` (and the non-finite ones), as command-line text."""
-    low, low_in, high, high_in = _interval(interval)
+    low, low_in, high, high_in = parse_interval(interval)
     options = [st.sampled_from(["nan", "inf", "-inf"])]
     if math.isfinite(low):
         if integer:
