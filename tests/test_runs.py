@@ -70,14 +70,15 @@ def test_checkpoint_listing_ignores_incomplete(tmp_path):
     assert RunDir(tmp_path / "empty").latest_checkpoint() is None
 
 
-def test_metrics_reading_skips_torn_lines(tmp_path):
+def test_metrics_reading_skips_torn_and_non_record_lines(tmp_path):
     run = RunDir(tmp_path)
     lines = [
         {"step": 10, "time": 1.0, "episode/return": 2.0},
         {"step": 20, "time": 2.0, "train/loss": 0.5},
         {"step": 30, "time": 3.0, "episode/return": 4.0},
     ]
-    run.metrics_path.write_text("\n".join(json.dumps(x) for x in lines) + '\n{"step": 4')
+    # a null and a number (hand edits) are no records either; the torn last line is a crash mid-write
+    run.metrics_path.write_text("\n".join(json.dumps(x) for x in lines) + '\nnull\n7\n{"step": 4')
     assert len(run.read_metrics()) == 3
     assert [r["step"] for r in run.read_metrics("episode/")] == [10, 30]
     assert run.scalar_series("episode/return") == ([10, 30], [2.0, 4.0])
