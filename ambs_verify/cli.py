@@ -6,7 +6,6 @@ Errors in what the user typed end in one line on stderr and exit code 2, never a
 from __future__ import annotations
 
 import json
-import math
 import sys
 from enum import StrEnum
 from typing import Annotated
@@ -67,17 +66,14 @@ def number_in(interval: str):
     """A typer ``parser`` for a float option: a finite number in ``interval`` (``"(0, 1)"``, ``"[0, inf)"``), else
     click's one-line "Invalid value" naming the option, the value and the interval. The fuzz test reads
     ``.interval`` to generate values outside it."""
-    from .config import parse_interval
-
-    low, low_in, high, high_in = parse_interval(interval)
+    from .config import in_interval
 
     def parse(text: str) -> float:
         try:
             value = float(text)
         except (TypeError, ValueError):
             raise typer.BadParameter(f"expects a number in {interval} (got {text!r})") from None
-        inside = (low <= value if low_in else low < value) and (value <= high if high_in else value < high)
-        if not (inside and math.isfinite(value)):
+        if not in_interval(value, interval):
             raise typer.BadParameter(f"must be a finite number in {interval} (got {text})")
         return value
 

@@ -51,6 +51,7 @@ __all__ = [
     "block_names",
     "env_family",
     "env_options",
+    "in_interval",
     "load_blocks",
     "parse_interval",
     "parse_train_args",
@@ -498,6 +499,13 @@ def parse_interval(text: str) -> tuple[float, bool, float, bool]:
     return float(low), text[0] == "[", float(high), text[-1] == "]"
 
 
+def in_interval(value: float, text: str) -> bool:
+    """Whether ``value`` is finite and lies in the interval ``text`` (``"[0, 1)"``)."""
+    low, low_in, high, high_in = parse_interval(text)
+    inside = (low <= value if low_in else low < value) and (value <= high if high_in else value < high)
+    return inside and math.isfinite(value)
+
+
 def range_of(key: str) -> str | None:
     """The declared range (:data:`RANGES`) of a numeric key, e.g. ``"[0, 1)"``, or None."""
     return next((text for pattern, text in RANGES.items() if fnmatch.fnmatchcase(key, pattern)), None)
@@ -509,9 +517,7 @@ def _check_range(key: str, value: float) -> None:
         if not math.isfinite(value):
             raise ConfigError(f"--{key} must be a finite number (got {value})")
         return
-    low, low_in, high, high_in = parse_interval(text)
-    inside = (low <= value if low_in else low < value) and (value <= high if high_in else value < high)
-    if not (inside and math.isfinite(value)):
+    if not in_interval(value, text):
         raise ConfigError(f"--{key} must be a finite number in {text} (got {value})")
 
 
