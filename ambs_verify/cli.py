@@ -17,6 +17,9 @@ from rich.table import Table
 from . import __version__
 from .envs.errors import EnvConfigError
 from .estimators import EstimatorInputError, intervals, sample_size
+from .reports.certify import CertifyOptions
+
+CERTIFY = CertifyOptions()  # certify's defaults: one source for the options and the command line
 
 try:  # typer >= 0.20 vendors click; older releases depend on it
     from typer._click.exceptions import ClickException
@@ -200,8 +203,9 @@ def train_command(ctx: typer.Context) -> None:
     the config changed in a key that matters).
     """
     from .config import parse_train_args, summary_line
-    from .trainers.factory import build_agent, trainer_for
-    from .trainers.loop import configure_jax
+    from .rollout.agents import build_agent
+    from .rollout.runtime import configure_jax
+    from .trainers.loop import train
 
     if any(arg in ("-h", "--help") for arg in ctx.args):
         console.print(train_command.__doc__)
@@ -215,7 +219,7 @@ def train_command(ctx: typer.Context) -> None:
     config = parse_train_args(args)
     configure_jax(config)
     console.print(f"training {summary_line(config)}")
-    result = trainer_for(config)(config, build_agent(config), force="--force" in ctx.args)
+    result = train(config, build_agent(config), force="--force" in ctx.args)
     state = "interrupted at" if result.interrupted else "finished at"
     resumed = f" (resumed from step {result.resumed_from})" if result.resumed_from is not None else ""
     console.print(
@@ -275,11 +279,11 @@ def envs_check(
     from rich.progress import Progress
 
     from .config import absolute_task
-    from .envs.check import POLICIES, check_env_run
     from .envs.registry import make_env
+    from .rollout.acting import CHECK_POLICIES, check_env
 
-    if policy not in POLICIES:
-        raise UserError(f"unknown policy {policy!r}; accepted: {', '.join(POLICIES)}")
+    if policy not in CHECK_POLICIES:
+        raise UserError(f"unknown policy {policy!r}; accepted: {', '.join(CHECK_POLICIES)}")
     options = _parse_options(set_ or [])
     if labels:
         options["labels"] = labels
@@ -287,7 +291,7 @@ def envs_check(
     try:
         with Progress(console=Console(stderr=True), transient=True, disable=as_json) as bar:
             job = bar.add_task(f"checking {task}", total=steps)
-            summary = check_env_run(env, steps, seed, policy, progress=lambda n: bar.update(job, completed=n))
+            summary = check_env(env, steps, seed, policy, progress=lambda n: bar.update(job, completed=n))
     finally:
         env.close()
     summary = {"task": task, "seed": seed, "policy": policy, **summary}
@@ -341,21 +345,29 @@ def certify_command(
     checkpoints: Annotated[
         list[str] | None, typer.Option(help="latest (default), all, or checkpoint steps (several allowed).")
     ] = None,
-    spec: Annotated[str, typer.Option(help="Specification 'H=<steps>,p<=<probability>'.")] = "H=30,p<=0.1",
+    spec: Annotated[str, typer.Option(help="Specification 'H=<steps>,p<=<probability>'.")] = CERTIFY.spec.text,
     delta: Annotated[
         float, number_option(PROBABILITY, help="Total failure probability δ, split over the sections.")
-    ] = 0.01,
-    states: Annotated[int, typer.Option(min=1, help="Visited states certified at model level.")] = 64,
-    samples: Annotated[int, typer.Option(min=1, help="Latent traces m per state.")] = 512,
-    episodes: Annotated[int, typer.Option(min=1, help="Evaluation episodes of the shielded policy.")] = 16,
-    method: Annotated[str, typer.Option(help="kl, clopper-pearson, hoeffding or bernstein.")] = "kl",
-    audit_states: Annotated[int, typer.Option(min=0, help="States audited with real rollouts (0: no audit).")] = 16,
+    ] = CERTIFY.delta,
+    states: Annotated[int, typer.Option(min=1, help="Visited states certified at model level.")] = CERTIFY.states,
+    samples: Annotated[int, typer.Option(min=1, help="Latent traces m per state.")] = CERTIFY.samples,
+    episodes: Annotated[
+        int, typer.Option(min=1, help="Evaluation episodes of the shielded policy.")
+    ] = CERTIFY.episodes,
+    method: Annotated[str, typer.Option(help="kl, clopper-pearson, hoeffding or bernstein.")] = CERTIFY.method,
+    audit_states: Annotated[
+        int, typer.Option(min=0, help="States audited with real rollouts (0: no audit).")
+    ] = CERTIFY.audit_states,
     rollouts: Annotated[
         str, typer.Option(help="Real rollouts per audited state, or auto: the fewest that let a safe agent pass.")
     ] = "auto",
     seed: Annotated[
         int, typer.Option(min=0, max=MAX_SEED, help="Seed of every random choice (recorded; verify reuses it).")
-    ] = 0,
+    ] = CERTIFY.seed,
+    delta_split: Annotated[
+        str,
+        typer.Option(help="Weights of δ's Bonferroni split over model,real,audit,deployed (four positive numbers)."),
+    ] = ",".join(f"{w:g}" for w in CERTIFY.split),
     progress: Annotated[bool, typer.Option(metavar="", help="Show a progress bar.")] = True,
 ) -> None:
     """Write certificates/<step>.json for checkpoints of a run: model level, real environment, audit, verdict."""
@@ -378,6 +390,7 @@ def certify_command(
         audit_states=audit_states,
         rollouts=_rollouts_option(rollouts),
         seed=seed,
+        split=_split_option(delta_split),
     )
     warning = impossible_pass(options)
     if warning:
@@ -405,6 +418,20 @@ def certify_command(
                 f"{v['confidence']:.4g}; {audited}; episodes violating {real['violating_episodes']}/"
                 f"{real['episodes']}; model level {v['model_level']}; {path}"
             )
+
+
+def _split_option(value: str) -> tuple[float, ...]:
+    """``--delta-split``: four comma-separated positive weights."""
+    try:
+        weights = tuple(float(w) for w in value.split(","))
+    except ValueError:
+        weights = ()
+    if len(weights) != 4 or not all(0 < w < float("inf") for w in weights):
+        raise UserError(
+            f"--delta-split takes four positive weights for model,real,audit,deployed, e.g. 0.3,0.1,0.2,0.4 "
+            f"(got {value!r})"
+        )
+    return weights
 
 
 def _rollouts_option(value: str) -> int | None:
@@ -476,9 +503,9 @@ def expand_variadic(argv: list[str]) -> list[str]:
 
 def _train_errors() -> tuple[type[Exception], ...]:
     """Exceptions of the training stack that carry a one-line message for the user."""
+    from .checkpoints import CheckpointError
     from .config import ConfigError
     from .runs import RunMismatchError
-    from .trainers.checkpoint import CheckpointError
 
     return (ConfigError, RunMismatchError, CheckpointError)
 

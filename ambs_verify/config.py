@@ -154,7 +154,7 @@ RANGES: dict[str, str] = {
 }
 # Keys whose default is null (meaning "take it from elsewhere") that take a number when set.
 NUMERIC_NULLABLE = ("cost_val",)
-# The model-free baselines' keys (``baselines:``); checks across keys are in ``trainers/baseline_loop.py``.
+# The model-free baselines' keys (``baselines:``); checks across keys are in ``rollout/agents.py``.
 CHOICES.update(
     {
         "baselines.atari_preprocessing": ("dopamine", "config"),

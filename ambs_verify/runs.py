@@ -11,7 +11,7 @@
       report.html, report.md
 
 Trainers write it and reports read it; neither imports the other, both import this module. It reads and lists,
-it does not interpret checkpoints (``trainers.checkpoint`` does).
+it does not interpret checkpoints (``ambs_verify.checkpoints`` does).
 
 Resuming: a directory "holds a run" when it has a ``config.yaml``. :meth:`RunDir.prepare` then compares the stored
 config with the new one and refuses, in one line, when a key that changes the experiment differs (the seed, the

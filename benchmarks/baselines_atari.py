@@ -14,7 +14,7 @@ kept small, 50k, to spare memory; capacity does not change the per-step cost). R
 * ``env_steps_per_s``: the preprocessed env alone, random actions;
 * ``compile_s``: first-call time of the acting and train functions (trace + XLA compile);
 * ``trainer``: the same agent through the real trainer (``ambs-verify train --agent NAME --task atari_seaquest``
-  with dopamine's preprocessing, one env, :func:`ambs_verify.trainers.baseline_loop.train`: driver, episode
+  with dopamine's preprocessing, one env, :func:`ambs_verify.trainers.loop.train`: driver, episode
   statistics, logging), learning from step ``warmup`` on. ``steps_per_s`` is the median of the trainer's own
   ``steps_per_second`` log records over the windows after the one that holds the train step's compilation.
 
@@ -34,8 +34,9 @@ import numpy as np
 from ambs_verify.agents.baselines import Learner, make_agent
 from ambs_verify.config import resolve
 from ambs_verify.envs.dopamine_atari import make_dopamine_atari
+from ambs_verify.rollout.agents import build_agent
 from ambs_verify.runs import RunDir
-from ambs_verify.trainers import baseline_loop
+from ambs_verify.trainers.loop import train
 
 from .common import main, row, time_call
 
@@ -138,7 +139,7 @@ def bench_trainer(name: str, warmup: int, windows: int, log_every: int) -> dict:
             }
         )
         start = time.perf_counter()
-        result = baseline_loop.train(config, baseline_loop.build_baseline_agent(config))
+        result = train(config, build_agent(config))
         wall = time.perf_counter() - start
         records = [r for r in RunDir(config.logdir).read_metrics() if "steps_per_second" in r]
     timed = [r["steps_per_second"] for r in records if r["step"] > warmup + log_every]

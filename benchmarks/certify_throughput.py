@@ -80,7 +80,7 @@ def end_to_end(steps: int = 300) -> dict:
     """Train a fresh quickstart run for ``steps`` agent steps, then certify its final checkpoint (timed)."""
     from ambs_verify.config import resolve
     from ambs_verify.reports.certify import CertifyOptions, certify_checkpoint
-    from ambs_verify.trainers.factory import build_agent
+    from ambs_verify.rollout.agents import build_agent
     from ambs_verify.trainers.loop import train
 
     options = CertifyOptions(states=16, samples=256, episodes=4, audit_states=4, rollouts=32)

@@ -14,7 +14,7 @@ Per run (:func:`summarise`, :func:`train_and_evaluate`):
 * ``override_rate_last20`` and ``p_hat_std_last20``: the shield's override rate over those episodes' steps and
   the spread of p̂ across states in the log records of that stretch (AMBS agents only);
 * ``eval_return``, ``eval_goal_rate`` (episodes with a positive return) and ``eval_violations`` over fresh
-  evaluation episodes (:func:`ambs_verify.trainers.evaluate.evaluate`, seeds from 10,000);
+  evaluation episodes (:func:`ambs_verify.rollout.acting.evaluate`, seeds from 10,000);
 * ``train_s`` and ``wall_s`` (training plus evaluation).
 """
 
@@ -58,14 +58,15 @@ def train_and_evaluate(blocks: list[str], overrides: dict, episodes: int) -> dic
     deployed agent on ``episodes`` fresh episodes of the environment it trained on; the run's figures."""
     from ambs_verify.config import env_options, resolve
     from ambs_verify.envs.registry import make_env
+    from ambs_verify.rollout.acting import evaluate
+    from ambs_verify.rollout.agents import BASELINE_AGENTS, build_agent
     from ambs_verify.runs import RunDir
-    from ambs_verify.trainers.evaluate import evaluate
-    from ambs_verify.trainers.factory import BASELINE_AGENTS, build_agent, trainer_for
+    from ambs_verify.trainers.loop import train
 
     config = resolve(blocks, {"run.progress": False, **overrides})
     start = time.perf_counter()
     agent = build_agent(config)
-    trainer_for(config)(config, agent)
+    train(config, agent)
     train_s = time.perf_counter() - start
     options = env_options(config)  # the environment the agent trained on, not the task's default
     ev = evaluate(agent, lambda: make_env(config.task, **options), episodes, seed=EVAL_SEED)

@@ -3,7 +3,7 @@
 from ambs_verify.config import env_options, resolve
 from ambs_verify.envs.grid import GridWorld
 from ambs_verify.envs.registry import make_env
-from ambs_verify.trainers.factory import build_agent
+from ambs_verify.rollout.agents import build_agent
 from ambs_verify.trainers.loop import train
 
 

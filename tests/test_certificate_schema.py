@@ -22,10 +22,9 @@ from ambs_verify.reports.certificate import (
 
 def make_certificate(step: int = 4000, states: int = 5, audited: int = 3, **overrides) -> dict:
     """A schema-valid certificate with plausible numbers (shared with test_reports_render.py)."""
-    from ambs_verify.reports.certify import MODEL_EVENT, delta_ledger
+    from ambs_verify.reports.sections import ModelLevel, delta_ledger, from_certificate
 
-    p_hat = [round(0.01 * (i % 7), 4) for i in range(states)]
-    upper = [round(min(1.0, p + 0.02 + 0.001 * (step % 10000) / 1000), 4) for p in p_hat]
+    p_hat = [round(0.005 * (i % 7), 4) for i in range(states)]
     p_model = [round(0.02 + 0.05 * i, 4) for i in range(audited)]
     p_real = [round(min(1.0, p + 0.01), 4) for p in p_model]
     error_upper = [0.08] * audited
@@ -59,28 +58,8 @@ def make_certificate(step: int = 4000, states: int = 5, audited: int = 3, **over
             "split": [0.3, 0.1, 0.2, 0.4],
         },
         "delta": {"total": 0.01, "model": 0.003, "real": 0.001, "audit": 0.002, "deployed": 0.004},
-        "model": {
-            "available": True,
-            "reason": None,
-            "policy": "task policy under the learned model",
-            "event": MODEL_EVENT,
-            "estimator": {"name": "kl", "sound": True},
-            "states": states,
-            "samples": 512,
-            "horizon": 30,
-            "delta": 0.003,
-            "delta_per_state": 0.003 / max(states, 1),
-            "violations": [round(p * 512) for p in p_hat],
-            "p_hat": p_hat,
-            "upper": upper,
-            "summary": {
-                "p_hat_mean": sum(p_hat) / states if states else None,
-                "p_hat_max": max(p_hat) if states else None,
-                "upper_mean": sum(upper) / states if states else None,
-                "upper_max": max(upper) if states else None,
-                "states_upper_above_p": sum(u > 0.1 for u in upper),
-            },
-        },
+        # the model section as certify composes it from these counts (its bounds are recomputed by readers)
+        "model": ModelLevel.from_counts([round(p * 512) for p in p_hat], 512, 0.003, "kl", 30, 0.1).to_json(),
         "real": {
             "episodes": 200,
             "violating_episodes": 3,
@@ -151,7 +130,7 @@ def make_certificate(step: int = 4000, states: int = 5, audited: int = 3, **over
             "confidence": 0.99,
         },
     }
-    ledger = delta_ledger(doc["model"], doc["real"], doc["audit"], doc["deployed"])
+    ledger = delta_ledger(*from_certificate(doc))
     doc["delta"].update(
         ledger=ledger, spent=sum(r["count"] * r["delta_each"] for r in ledger), method="Bonferroni, ledger below"
     )

@@ -25,9 +25,9 @@ from ambs_verify.reports.certify import (
     impossible_pass,
     options_from_certificate,
     parse_spec,
-    reservoir_slot,
 )
 from ambs_verify.reports.verify import check_recomputation
+from ambs_verify.rollout.acting import reservoir_slot
 
 SMALL = ["--states", "6", "--samples", "32", "--episodes", "3", "--audit-states", "3", "--rollouts", "12"]
 SMALL += ["--spec", "H=8,p<=0.5", "--seed", "3", "--no-progress"]
@@ -244,12 +244,31 @@ def test_truncated_checkpoint_is_a_clear_error(certified, tmp_path, monkeypatch,
         (["--method", "wilson"], "accepted: kl, clopper-pearson"),
         (["--checkpoints", "7"], "does not exist"),
         (["--delta", "2"], "'--delta': must be a finite number in (0, 1) (got 2)"),
+        (["--delta-split", "1,1,0,1"], "--delta-split takes four positive weights for model,real,audit,deployed"),
+        (["--delta-split", "1,1"], "--delta-split takes four positive weights"),
     ],
 )
 def test_bad_certify_input_is_one_line(certified, extra, fragment, monkeypatch, capsys):
     logdir, _ = certified
     code, _, err = run(["certify", str(logdir), *extra], monkeypatch, capsys)
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and fragment in err, err
+
+
+def test_the_delta_split_is_an_option_and_every_share_is_in_the_ledger(certified, tmp_path, monkeypatch, capsys):
+    """``--delta-split`` reweights the four sections (today's 0.3/0.1/0.2/0.4 is the default) and the ledger spends
+    exactly the new shares."""
+    assert CertifyOptions().split == (0.3, 0.1, 0.2, 0.4)
+    equal = CertifyOptions(delta=0.02, split=(1, 1, 1, 1)).shares
+    assert list(equal) == ["model", "real", "audit", "deployed"] and set(equal.values()) == {0.005}
+    run_dir = tmp_path / "q"
+    shutil.copytree(certified[0], run_dir)
+    code, _, err = run(["certify", str(run_dir), *SMALL, "--delta-split", "1,1,1,1"], monkeypatch, capsys)
+    assert code == 0, err
+    doc = read_certificate(run_dir / "certificates" / "120.json")
+    assert doc["options"]["split"] == [1.0, 1.0, 1.0, 1.0] and doc["delta"]["deployed"] == 0.0025
+    by_bound = {row["bound"]: row for row in doc["delta"]["ledger"]}
+    assert by_bound["deployed.upper"]["delta_each"] == 0.0025 / doc["deployed"]["states"] / 2
+    assert math.isclose(doc["delta"]["spent"], 0.01) and doc["delta"]["spent"] <= 0.01
 
 
 def test_spec_parsing():

@@ -11,7 +11,7 @@ import numpy as np
 import optax
 import pytest
 
-from ambs_verify.trainers import checkpoint as C
+from ambs_verify import checkpoints as C
 
 
 class Moments(NamedTuple):

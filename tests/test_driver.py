@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ambs_verify.envs.registry import make_env
-from ambs_verify.trainers.driver import Driver, key_observation, random_policy
+from ambs_verify.rollout.driver import Driver, key_observation, random_policy
 
 UP, RIGHT, DOWN, LEFT = range(4)
 

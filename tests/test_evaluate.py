@@ -7,9 +7,9 @@ import pytest
 from ambs_verify.config import resolve
 from ambs_verify.envs.grid import GridWorld
 from ambs_verify.envs.registry import make_env
-from ambs_verify.trainers.driver import key_observation, random_policy
-from ambs_verify.trainers.evaluate import evaluate
-from ambs_verify.trainers.factory import build_agent
+from ambs_verify.rollout.acting import evaluate
+from ambs_verify.rollout.agents import build_agent
+from ambs_verify.rollout.driver import key_observation, random_policy
 
 
 class RandomAgent:

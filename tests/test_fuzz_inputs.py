@@ -187,6 +187,7 @@ TEXT_BAD = {
     ("certify", "spec"): ["H=30,p<0.1", "H=30,p<=1.2.3", "H=0,p<=0.1", "p<=0.1", "H=30,p<=2"],
     ("certify", "method"): ["nope"],
     ("certify", "rollouts"): ["0", "-3", "many"],
+    ("certify", "delta_split"): ["1,1,0,1", "1,1", "a,b,c,d", "1,1,1,inf", "-1,1,1,1"],
     ("report", "runs"): ["RUN_MISSING"],
     ("report", "out"): ["OUT_ONE_RUN"],
     ("verify", "cert"): ["RUN_MISSING", "CERT_NESTED", "CERT_NOT_JSON"],

@@ -8,7 +8,7 @@ violating steps per episode). The safe policy is evaluated alone on 32 fresh epi
 import pytest
 from grid_training import train_quickstart
 
-from ambs_verify.trainers.evaluate import evaluate
+from ambs_verify.rollout.acting import evaluate
 
 STEPS = 2000
 SEED = 3  # not a seed the grid settings were tuned on (0 and 1 were)

@@ -9,7 +9,7 @@ agent is evaluated on 32 fresh episodes.
 import pytest
 from grid_training import train_quickstart
 
-from ambs_verify.trainers.evaluate import evaluate
+from ambs_verify.rollout.acting import evaluate
 
 STEPS = 3000
 SEED = 3  # not a seed the grid settings were tuned on (0 and 1 were)

@@ -9,10 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from ambs_verify.checkpoints import Checkpointer
 from ambs_verify.config import resolve
 from ambs_verify.runs import RunDir, RunMismatchError
 from ambs_verify.trainers import loop
-from ambs_verify.trainers.checkpoint import Checkpointer
 
 
 class TabularAgent:
@@ -89,7 +89,8 @@ def _config(tmp_path, name="run", **overrides):
 def _metrics_without_time(run: RunDir):
     out = []
     for record in run.read_metrics():
-        out.append({k: v for k, v in record.items() if k not in ("time", "fps", "updates_per_second")})
+        timing = ("time", "fps", "steps_per_second", "updates_per_second")
+        out.append({k: v for k, v in record.items() if k not in timing})
     return out
 
 
@@ -213,7 +214,7 @@ def test_ctrl_c_saves_and_returns(tmp_path, monkeypatch):
 
 
 def test_compilation_cache_defaults_to_the_user_cache_unless_jax_is_told(monkeypatch, tmp_path):
-    from ambs_verify.trainers.loop import compilation_cache_dir
+    from ambs_verify.rollout.runtime import compilation_cache_dir
 
     monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))

@@ -19,7 +19,8 @@ import statistics
 import pytest
 
 from ambs_verify.config import block_names, resolve
-from ambs_verify.trainers.factory import build_agent, trainer_for
+from ambs_verify.rollout.agents import build_agent
+from ambs_verify.trainers.loop import train
 
 PAPER_BLOCKS = sorted(name for name in block_names() if name.startswith("paper_"))
 SHRINK = {  # on top of `debug`: a few hundred steps, logged often, training from the first full batch
@@ -60,7 +61,7 @@ def test_every_paper_experiment_has_a_block():
 def test_paper_block_learns_from_real_data(block, tmp_path):
     config = resolve([block, "debug"], {**SHRINK, "logdir": str(tmp_path / block)})
     agent = build_agent(config)
-    trainer_for(config)(config, agent)
+    train(config, agent)
     records = [json.loads(line) for line in (tmp_path / block / "metrics.jsonl").read_text().splitlines()]
     if config.agent == "rainbow":
         losses = [r["train/loss"] for r in records if "train/loss" in r]

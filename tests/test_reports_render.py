@@ -16,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from test_certificate_schema import make_certificate
 
@@ -78,42 +77,31 @@ def write_metrics(path: Path, episodes: int = 60) -> None:
 
 def with_deployed(doc: dict, violations: list[int], rollouts: int | None = None) -> dict:
     """``doc`` with a deployed audit of these violating-rollout counts; bounds and verdict as certify computes them."""
-    from ambs_verify.estimators import intervals
-    from ambs_verify.reports.certify import auto_rollouts, delta_ledger, options_from_certificate, verdict
+    from ambs_verify.reports import sections
+    from ambs_verify.reports.certify import auto_rollouts, options_from_certificate, verdict
 
     options = options_from_certificate(doc)
     dep, a = doc["deployed"], len(violations)
     assert a == dep["states"]
     r = rollouts or auto_rollouts(options.spec.p_max, options.deployed_delta_upper(a))
-    k = np.asarray(violations)
-    half = dep["delta_per_state"] / 2
-    p_real, upper, lower = k / r, intervals.upper_bound(k, r, half), intervals.lower_bound(k, r, half)
-    p_max = doc["spec"]["p_max"]
-    dep.update(
-        rollouts=r,
-        violations=[int(x) for x in k],
-        p_real=[float(x) for x in p_real],
-        upper=[float(x) for x in upper],
-        lower=[float(x) for x in lower],
-        summary={
-            "p_real_mean": float(p_real.mean()),
-            "p_real_max": float(p_real.max()),
-            "upper_max": float(upper.max()),
-            "lower_max": float(lower.max()),
-            "states_upper_above_p": int((upper > p_max).sum()),
-            "states_lower_above_p": int((lower > p_max).sum()),
-        },
+    h, p_max = options.spec.horizon, options.spec.p_max
+    more = {"override_rate": dep["override_rate"], "policy": dep["policy"]}
+    deployed = sections.DeployedAudit.from_counts(
+        violations, dep["state_index"], r, dep["delta"], h, p_max, dep["rollouts_rule"], **more
     )
+    doc["deployed"] = deployed.to_json()
     doc["audit"]["rollouts"] = r
-    doc["verdict"] = verdict(doc["model"], dep, options)
-    ledger = delta_ledger(doc["model"], doc["real"], doc["audit"], dep)
+    model, real, audit, _ = sections.from_certificate(doc)
+    doc["verdict"] = verdict(model, deployed, options)
+    ledger = sections.delta_ledger(model, real, audit, deployed)
     doc["delta"].update(ledger=ledger, spent=sum(row["count"] * row["delta_each"] for row in ledger))
     return doc
 
 
 def without_snapshots(doc: dict) -> dict:
     """``doc`` as certify writes it for an environment that cannot restore states: no audit, no deployed audit."""
-    from ambs_verify.reports.certify import delta_ledger, options_from_certificate, verdict
+    from ambs_verify.reports import sections
+    from ambs_verify.reports.certify import options_from_certificate, verdict
 
     why = "the grid environment cannot snapshot and restore"
     doc["audit"].update(available=False, reason=why, states=0, state_index=[], rollouts=0, delta_per_state=0.0)
@@ -131,8 +119,9 @@ def without_snapshots(doc: dict) -> dict:
         states_upper_above_p=0,
         states_lower_above_p=0,
     )
-    doc["verdict"] = verdict(doc["model"], doc["deployed"], options_from_certificate(doc))
-    ledger = delta_ledger(doc["model"], doc["real"], doc["audit"], doc["deployed"])
+    model, real, audit, deployed = sections.from_certificate(doc)
+    doc["verdict"] = verdict(model, deployed, options_from_certificate(doc))
+    ledger = sections.delta_ledger(model, real, audit, deployed)
     doc["delta"].update(ledger=ledger, spent=sum(row["count"] * row["delta_each"] for row in ledger))
     return doc
 

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 from test_cli import run  # the same in-process CLI runner
 
+from ambs_verify.checkpoints import Checkpointer
 from ambs_verify.config import resolve
+from ambs_verify.rollout import agents
+from ambs_verify.rollout.agents import build_agent
 from ambs_verify.runs import RunDir
-from ambs_verify.trainers import baseline_loop
-from ambs_verify.trainers.checkpoint import Checkpointer
-from ambs_verify.trainers.factory import build_agent, trainer_for
+from ambs_verify.trainers.loop import train
 
 TINY = {
     "task": "grid_tiny",
@@ -128,8 +129,6 @@ def test_resume_equals_uninterrupted_run(tmp_path):
     optimiser, replay with priorities, keys and counters."""
     config = resolve(overrides={**TINY, "agent": "rainbow", "run.steps": 300, "logdir": str(tmp_path / "straight")})
     agent = build_agent(config)  # one agent object: its compiled functions are shared by the three runs
-    train = trainer_for(config)
-    assert train is baseline_loop.train
     straight = train(config, agent)
     split = config.replace({"logdir": str(tmp_path / "split"), "run.steps": 150})
     first = train(split, agent)
@@ -157,12 +156,12 @@ def test_dopamine_atari_preprocessing(tmp_path):
     pytest.importorskip("cv2")
     overrides = {"agent": "iqn", "task": "atari_seaquest", "envs.amount": 1, "logdir": str(tmp_path / "a")}
     overrides["env.atari.labels"] = ["death", "early-surface", "out-of-oxygen"]
-    config = baseline_loop.prepare_config(resolve(overrides=overrides))
+    config = agents.prepare_config(resolve(overrides=overrides))
     atari = config.env.atari
     assert (atari.size, atari.gray, atari.repeat, atari.sticky) == ((84, 84), True, 4, 0.25)
     assert (atari.noops, atari.actions, atari.lives, atari.max_steps) == (0, "minimal", "unused", 27_000)
     assert atari.labels == ("death", "early-surface", "out-of-oxygen") and atari.cost_val == 10.0
-    (env,) = baseline_loop.make_envs(config)
+    (env,) = agents.make_envs(config)
     assert env.observation_space.shape == (84, 84, 4) and env.action_space.n == 18
     env.close()
     agent = build_agent(config)
@@ -173,7 +172,7 @@ def test_dopamine_atari_preprocessing(tmp_path):
         "auto",
     )
     kept = resolve(overrides={**overrides, "baselines.atari_preprocessing": "config"})
-    assert baseline_loop.prepare_config(kept) == kept and kept.env.atari.size == (64, 64)
+    assert agents.prepare_config(kept) == kept and kept.env.atari.size == (64, 64)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ FAST += ["--run.train_ratio", "32", "--shield_horizon", "5"]
 
 
 def test_train_logs_checkpoints_resumes_and_stops_when_it_diverges(tmp_path, monkeypatch, capsys):
-    from ambs_verify.trainers import checkpoint
+    from ambs_verify import checkpoints as checkpoint
 
     logdir = tmp_path / "run"
     args = ["train", "--configs", "quickstart", "debug", *FAST, "--logdir", str(logdir), "--seed", "1"]

@@ -1,6 +1,6 @@
 """The trainer-facing DreamerV3 / AMBS agent: shielded acting plus the jitted learner update.
 
-It implements the agent interface of :mod:`ambs_verify.trainers.loop` (``init``, ``state``, ``policy``,
+It implements the agent interface of :mod:`ambs_verify.trainers.learners` (``init``, ``state``, ``policy``,
 ``train``). Acting is one jitted call per environment step for all ``N`` environments: posterior update, task
 action, safe action, the shield's decision (:func:`~ambs_verify.agents.shield.shield_decision`) and the executed
 action, which is fed back into the recurrent carry (spec §4.3 step 7). With ``shield=None`` (or a learner

@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import __version__
+from ..rollout.agents import SHIELDED_AGENTS
 from ..runs import RESUMABLE_KEYS, RunDir, absolute_path, config_differences, write_text_atomic
 from .certificate import CertificateError, certificate_paths, read_certificate
 from .render import (
@@ -64,8 +65,6 @@ COMPARISON_MD = "comparison.md"
 # Points of the step grid a group's seeds are interpolated onto (the plot's resolution, not a statistic).
 GRID_POINTS = 200
 CONFIDENCE = 0.95
-# trainers.factory builds a shield for these agents only; reports never import trainers, so the name lives here.
-SHIELDED_AGENTS = ("ambs",)
 # Keys two runs of one experiment may differ in: the seed, and how long or how often they ran and logged.
 SEED_ONLY_KEYS = (*RESUMABLE_KEYS, "seed")
 

@@ -3,7 +3,7 @@
 Outcomes: :class:`VerifyResult` with ``ok`` True (it matches) or False and a one-line reason (an edited field, a
 different checkpoint, a different config); unusable input (no such file, not a certificate, no run, a missing or
 damaged checkpoint) raises :class:`~ambs_verify.reports.certificate.CertificateError` or
-:class:`~ambs_verify.trainers.checkpoint.CheckpointError`. The CLI maps these to exit codes 0 / 1 / 2.
+:class:`~ambs_verify.checkpoints.CheckpointError`. The CLI maps these to exit codes 0 / 1 / 2.
 
 First the seal (:func:`~ambs_verify.reports.certificate.seal_problem`): an edited input field (the spec, the
 options, the seed, δ: what the recomputation takes from the certificate) is named at once. Then the recomputation:
@@ -98,8 +98,8 @@ def check_recomputation(doc: dict, fresh: dict) -> VerifyResult:
 
 def verify_certificate(cert: str | Path, run: str | Path | None = None, progress=None) -> VerifyResult:
     """Check ``cert`` against the run it names (or ``run``); see the module docstring."""
+    from ..checkpoints import Checkpointer, manifest_digest
     from ..runs import RunDir
-    from ..trainers.checkpoint import Checkpointer, manifest_digest
     from .certify import certify_checkpoint, options_from_certificate, sha256_file
 
     doc = read_certificate(cert)

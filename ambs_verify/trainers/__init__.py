@@ -1,8 +1,8 @@
-"""The training loop and its parts (DESIGN.md §2): everything except the agent math.
+"""The one training loop and its parts (DESIGN.md §2): everything except the agent math and the acting.
 
-* :mod:`.driver` -- steps N envs with a policy, emits replay rows and episode statistics;
+* :mod:`.loop` -- :func:`~.loop.train`: driver -> learner -> updates, logging, checkpoints, resume;
+* :mod:`.learners` -- how each agent family learns from the driven steps (sequence or transition replay);
 * :mod:`.replay` -- uniform sequence replay, persisted in chunks for exact resume;
-* :mod:`.checkpoint` -- orbax checkpoints written atomically with a sha256 manifest;
 * :mod:`.logger` -- ``metrics.jsonl``, TensorBoard, the progress bar;
-* :mod:`.loop` -- :func:`~.loop.train`, which plugs an agent into all of the above.
+* :mod:`.health` -- divergence and world-model collapse.
 """

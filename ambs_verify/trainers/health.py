@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import jax
 import numpy as np
 
 __all__ = [
@@ -18,25 +17,12 @@ __all__ = [
     "HEALTH_UPDATES",
     "TrainingDiverged",
     "diverged_metric",
-    "first_non_finite",
     "world_model_collapse",
 ]
 
 
 class TrainingDiverged(RuntimeError):
     """Training produced a non-finite loss or parameter; the message names it, the step and the last checkpoint."""
-
-
-def first_non_finite(tree: Any) -> str | None:
-    """The path (``['agent']['wm']…``) of the first floating-point leaf of ``tree`` holding NaN or ±inf, else None."""
-    leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
-    for path, leaf in leaves:
-        if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-            continue
-        value = np.asarray(leaf) if isinstance(leaf, np.ndarray | jax.Array | float | np.floating) else None
-        if value is not None and np.issubdtype(value.dtype, np.inexact) and not np.isfinite(value).all():
-            return jax.tree_util.keystr(path) or "(the value)"
-    return None
 
 
 def diverged_metric(metrics: Mapping[str, Any]) -> tuple[str, float] | None:

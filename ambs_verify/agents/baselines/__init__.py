@@ -7,7 +7,7 @@ Public API: :func:`make_agent` (``"dqn" | "rainbow" | "iqn"``), the agents and c
 from .common import BaseConfig, BaselineAgent, BaselineState, linearly_decaying_epsilon
 from .dqn import DQN, DQNConfig
 from .iqn import IQN, IQNConfig
-from .learner import AGENTS, EpisodeLog, Learner, evaluate, make_agent, make_replay, run_episodes
+from .learner import AGENTS, Learner, make_agent, make_replay
 from .prioritized_replay import PrioritizedReplay, SumTree
 from .rainbow import Rainbow, RainbowConfig
 
@@ -19,16 +19,13 @@ __all__ = [
     "BaselineAgent",
     "BaselineState",
     "DQNConfig",
-    "EpisodeLog",
     "IQNConfig",
     "Learner",
     "PrioritizedReplay",
     "Rainbow",
     "RainbowConfig",
     "SumTree",
-    "evaluate",
     "linearly_decaying_epsilon",
     "make_agent",
     "make_replay",
-    "run_episodes",
 ]

@@ -9,14 +9,10 @@ agent steps (:mod:`.common`). Prioritized replay gets its new priorities from ea
 and :meth:`Learner.load_checkpoint` give everything that changes — agent state, key, replay buffers and scalars —
 as one pytree of arrays plus JSON-serialisable metadata.
 
-:func:`run_episodes` is a minimal single-process driver over a list of gymnasium envs (used by the tests and
-the benchmark); the trainers' loop does the same through ``act``/``observe``.
+It steps no environment: the training loop (:class:`ambs_verify.trainers.learners.TransitionLearner`) calls it.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import gymnasium as gym
 import jax
@@ -28,7 +24,7 @@ from .iqn import IQN, IQNConfig
 from .prioritized_replay import PrioritizedReplay
 from .rainbow import Rainbow, RainbowConfig
 
-__all__ = ["AGENTS", "EpisodeLog", "Learner", "evaluate", "make_agent", "make_replay", "run_episodes"]
+__all__ = ["AGENTS", "Learner", "make_agent", "make_replay"]
 
 AGENTS: dict[str, tuple[type[BaselineAgent], type]] = {
     "dqn": (DQN, DQNConfig),
@@ -185,62 +181,3 @@ class Learner:
         self.state, self.key = tree["agent"], tree["key"]
         self.replay.load_state_dict({**tree["replay"], **metadata["replay"]}, copy=False)
         self.env_steps = int(metadata["env_steps"])
-
-
-@dataclass
-class EpisodeLog:
-    """Finished training episodes: return (unclipped), cost and length of each, in order of finishing."""
-
-    returns: list[float] = field(default_factory=list)
-    costs: list[float] = field(default_factory=list)
-    lengths: list[int] = field(default_factory=list)
-    updates: int = 0
-
-
-def run_episodes(
-    learner: Learner, envs: Sequence[gym.Env], steps: int, seed: int = 0, on_update: Callable | None = None
-) -> EpisodeLog:
-    """Train for ``steps`` agent steps over ``envs`` (one per learner env), resetting each env as it finishes."""
-    if len(envs) != learner.num_envs:
-        raise ValueError(f"{len(envs)} envs for a learner of {learner.num_envs}")
-    log = EpisodeLog()
-    obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
-    ret = np.zeros(len(envs))
-    cost = np.zeros(len(envs))
-    length = np.zeros(len(envs), int)
-    for _ in range(0, steps, len(envs)):
-        actions = learner.act(obs)
-        results = [env.step(int(a)) for env, a in zip(envs, actions, strict=True)]
-        next_obs = np.stack([r[0] for r in results])
-        reward = np.array([r[1] for r in results], np.float32)
-        terminated = np.array([r[2] for r in results])
-        truncated = np.array([r[3] for r in results])
-        ret += reward
-        cost += [r[4].get("cost", 0.0) for r in results]
-        length += 1
-        metrics = learner.observe(obs, actions, reward, terminated, truncated, next_obs)
-        log.updates += len(metrics)
-        if on_update is not None and metrics:
-            on_update(metrics)
-        obs = next_obs
-        for i in np.flatnonzero(terminated | truncated):
-            log.returns.append(float(ret[i]))
-            log.costs.append(float(cost[i]))
-            log.lengths.append(int(length[i]))
-            ret[i] = cost[i] = length[i] = 0
-            obs[i] = envs[i].reset()[0]
-    return log
-
-
-def evaluate(learner: Learner, env: gym.Env, episodes: int, seed: int = 0) -> np.ndarray:
-    """Undiscounted returns of ``episodes`` eval-mode episodes (ε_eval, no NoisyNet noise) on one env."""
-    returns = np.zeros(episodes)
-    for e in range(episodes):
-        obs, _ = env.reset(seed=seed + e)
-        done = False
-        while not done:
-            action = learner.act(obs[None], eval_mode=True)[0]
-            obs, reward, terminated, truncated, _ = env.step(int(action))
-            returns[e] += reward
-            done = terminated or truncated
-    return returns

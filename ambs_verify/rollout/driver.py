@@ -193,6 +193,11 @@ class Driver:
             return None
         return {**self._obs, **{k: self._last[k] for k in ("reward", "cost", *FLAG_KEYS)}}
 
+    @property
+    def arrival(self) -> dict[str, np.ndarray]:
+        """What arrived with the current observations: reward, cost, the episode flags and ``label/<name>``."""
+        return dict(self._last)
+
     # ---------------------------------------------------------------------------------------- envs
 
     def _reset_one(self, i: int, seed: int | None) -> tuple[dict[str, np.ndarray], dict]:

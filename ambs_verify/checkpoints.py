@@ -32,10 +32,18 @@ from typing import Any
 import jax
 import numpy as np
 
-from ..runs import absolute_path
-from .health import first_non_finite
+from .runs import absolute_path
 
-__all__ = ["Checkpoint", "CheckpointError", "Checkpointer", "load", "manifest_digest", "save", "verify"]
+__all__ = [
+    "Checkpoint",
+    "CheckpointError",
+    "Checkpointer",
+    "first_non_finite",
+    "load",
+    "manifest_digest",
+    "save",
+    "verify",
+]
 
 FORMAT = "ambs-verify-checkpoint/1"
 MANIFEST = "manifest.json"
@@ -55,6 +63,18 @@ class Checkpoint:
     metadata: dict[str, Any]
     files: dict[str, bytes] = field(default_factory=dict)
     path: Path | None = None
+
+
+def first_non_finite(tree: Any) -> str | None:
+    """The path (``['agent']['wm']…``) of the first floating-point leaf of ``tree`` holding NaN or ±inf, else None."""
+    leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
+    for path, leaf in leaves:
+        if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            continue
+        value = np.asarray(leaf) if isinstance(leaf, np.ndarray | jax.Array | float | np.floating) else None
+        if value is not None and np.issubdtype(value.dtype, np.inexact) and not np.isfinite(value).all():
+            return jax.tree_util.keystr(path) or "(the value)"
+    return None
 
 
 def _sha256(path: Path) -> str:
