@@ -11,7 +11,6 @@ from ambs_verify.config import (
     Config,
     ConfigError,
     _flatten_mapping,
-    agent_config,
     block_names,
     env_options,
     load_blocks,
@@ -19,6 +18,7 @@ from ambs_verify.config import (
     range_of,
     resolve,
 )
+from ambs_verify.rollout.agents import agent_config
 
 
 def test_familiar_command_shape(tmp_path, monkeypatch):
@@ -216,7 +216,7 @@ def test_agent_config_mapping():
 
 
 def test_shield_candidates_reach_the_shield():
-    from ambs_verify.config import shield_config
+    from ambs_verify.rollout.agents import shield_config
 
     assert shield_config(resolve(["quickstart"])).candidates == 0  # the paper judges the policy
     assert shield_config(resolve(["quickstart"], {"shield_candidates": 4})).candidates == 4

@@ -10,8 +10,9 @@ import numpy as np
 
 from ambs_verify.agents import rssm as R
 from ambs_verify.agents.world_model import WorldModel
-from ambs_verify.config import agent_config, resolve
+from ambs_verify.config import resolve
 from ambs_verify.envs.registry import make_env
+from ambs_verify.rollout.agents import agent_config
 from ambs_verify.trainers.health import HEALTH_UPDATES, world_model_collapse
 
 UPDATES = 400

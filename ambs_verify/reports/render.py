@@ -504,12 +504,9 @@ def _row(key: str, value: str, kind: str = "num") -> tuple[str, str, str]:
     return key, value, kind
 
 
-def _details(cert: Mapping[str, Any]) -> dict[str, Any]:
-    doc = cert["doc"]
-    spec, model, real, audit, dep = doc["spec"], doc["model"], doc["real"], doc["audit"], doc["deployed"]
-    delta, verdict, prov = doc["delta"], doc["verdict"], doc["provenance"]
-    ms, asum, dsum = model["summary"], audit["summary"], dep["summary"]
-    p_max = fmt(spec["p_max"])
+def _provenance_rows(doc: Mapping[str, Any]) -> list:
+    """(name, value) rows of where a certificate comes from."""
+    prov = doc["provenance"]
     provenance = [
         ("agent", prov["agent"]),
         ("task", prov["task"]),
@@ -521,6 +518,11 @@ def _details(cert: Mapping[str, Any]) -> dict[str, Any]:
         ("platform", prov["platform"]),
         ("created (UTC)", doc["created_utc"]),
     ] + [(f"{name} version", version) for name, version in sorted(prov["versions"].items())]
+    return provenance
+
+
+def _deployed_rows(dep: Mapping[str, Any], p_max: str) -> list:
+    dsum = dep["summary"]
     deployed_rows = [
         _row("audited states (uniform sample of visited states)", str(dep["states"])),
         _row("real rollouts per state, each H steps", f"{dep['rollouts']} × {dep['horizon']} steps"),
@@ -532,6 +534,10 @@ def _details(cert: Mapping[str, Any]) -> dict[str, Any]:
         _row(f"states with lower bound above p_max = {p_max}", str(dsum["states_lower_above_p"])),
         _row("shield override rate during these rollouts", fmt(dep["override_rate"])),
     ]
+    return deployed_rows
+
+
+def _real_rows(real: Mapping[str, Any]) -> list:
     ret = real["return"]
     real_rows = [
         _row("evaluation episodes (n)", str(real["episodes"])),
@@ -550,6 +556,11 @@ def _details(cert: Mapping[str, Any]) -> dict[str, Any]:
         _row("shield override rate", fmt(real["override_rate"])),
     ]
     real_rows += [_row(f"benchmark: {k}", fmt(v)) for k, v in sorted((real["bench_metrics"] or {}).items())]
+    return real_rows
+
+
+def _audit_rows(audit: Mapping[str, Any], p_max: str) -> list:
+    asum = audit["summary"]
     audit_rows = [
         _row("audited states (the same as the deployed agent's)", str(audit["states"])),
         _row("real rollouts of the task policy per state", str(audit["rollouts"])),
@@ -564,6 +575,11 @@ def _details(cert: Mapping[str, Any]) -> dict[str, Any]:
             f"states with task policy's real upper bound above p_max = {p_max}", str(asum["states_real_upper_above_p"])
         ),
     ]
+    return audit_rows
+
+
+def _model_rows(model: Mapping[str, Any], p_max: str) -> list:
+    ms = model["summary"]
     estimator = f"{model['estimator']['name']} ({'sound' if model['estimator']['sound'] else 'NOT sound'})"
     model_rows = [
         _row("estimator", estimator),
@@ -575,6 +591,55 @@ def _details(cert: Mapping[str, Any]) -> dict[str, Any]:
         _row("upper bound mean / max over states", f"{fmt(ms['upper_mean'])} / {fmt(ms['upper_max'])}"),
         _row(f"states with upper bound above p_max = {p_max}", str(ms["states_upper_above_p"])),
     ]
+    return model_rows
+
+
+def _quoted(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The numbers the "What is certified" text quotes."""
+    real, model, audit, dep = doc["real"], doc["model"], doc["audit"], doc["deployed"]
+    ms, asum, dsum = model["summary"], audit["summary"], dep["summary"]
+    return {
+        "dep_states": dep["states"],
+        "dep_rollouts": dep["rollouts"],
+        "dep_rule": dep["rollouts_rule"],
+        "dep_h": dep["horizon"],
+        "dep_delta_per_state": fmt(dep["delta_per_state"]),
+        "dep_p_range": _range(dep["p_real"]),
+        "dep_upper_max": fmt(dsum["upper_max"]),
+        "dep_lower_max": fmt(dsum["lower_max"]),
+        "dep_upper_above": dsum["states_upper_above_p"],
+        "dep_lower_above": dsum["states_lower_above_p"],
+        "n": real["episodes"],
+        "k": real["violating_episodes"],
+        "real_upper": fmt(real["upper"]),
+        "real_conf": _conf(real["delta"]),
+        "model_states": model["states"],
+        "model_m": model["samples"],
+        "model_h": model["horizon"],
+        "model_upper_max": fmt(ms["upper_max"]),
+        "model_conf": _conf(model["delta"]),
+        "model_delta_per_state": fmt(model["delta_per_state"]),
+        "model_estimator": model["estimator"]["name"],
+        "model_sound": model["estimator"]["sound"],
+        "audit_states": audit["states"],
+        "audit_rollouts": audit["rollouts"],
+        "audit_h": audit["horizon"],
+        "audit_error_max": fmt(asum["error_upper_max"]),
+        "audit_real_upper_max": fmt(asum["real_upper_max"]),
+        "audit_conf": _conf(audit["delta"]),
+    }
+
+
+def _details(cert: Mapping[str, Any]) -> dict[str, Any]:
+    doc = cert["doc"]
+    spec, model, real, audit, dep = doc["spec"], doc["model"], doc["real"], doc["audit"], doc["deployed"]
+    delta, verdict, prov = doc["delta"], doc["verdict"], doc["provenance"]
+    p_max = fmt(spec["p_max"])
+    provenance = _provenance_rows(doc)
+    deployed_rows = _deployed_rows(dep, p_max)
+    real_rows = _real_rows(real)
+    audit_rows = _audit_rows(audit, p_max)
+    model_rows = _model_rows(model, p_max)
     shares = ", ".join(f"{name} {fmt(delta[name])}" for name in ("deployed", "real", "audit", "model"))
     return {
         "step": cert["step"],
@@ -607,35 +672,7 @@ def _details(cert: Mapping[str, Any]) -> dict[str, Any]:
         "model_policy": model["policy"] or "",
         "model_event": model["event"],
         "model_rows": model_rows,
-        # Numbers the "What is certified" text quotes.
-        "dep_states": dep["states"],
-        "dep_rollouts": dep["rollouts"],
-        "dep_rule": dep["rollouts_rule"],
-        "dep_h": dep["horizon"],
-        "dep_delta_per_state": fmt(dep["delta_per_state"]),
-        "dep_p_range": _range(dep["p_real"]),
-        "dep_upper_max": fmt(dsum["upper_max"]),
-        "dep_lower_max": fmt(dsum["lower_max"]),
-        "dep_upper_above": dsum["states_upper_above_p"],
-        "dep_lower_above": dsum["states_lower_above_p"],
-        "n": real["episodes"],
-        "k": real["violating_episodes"],
-        "real_upper": fmt(real["upper"]),
-        "real_conf": _conf(real["delta"]),
-        "model_states": model["states"],
-        "model_m": model["samples"],
-        "model_h": model["horizon"],
-        "model_upper_max": fmt(ms["upper_max"]),
-        "model_conf": _conf(model["delta"]),
-        "model_delta_per_state": fmt(model["delta_per_state"]),
-        "model_estimator": model["estimator"]["name"],
-        "model_sound": model["estimator"]["sound"],
-        "audit_states": audit["states"],
-        "audit_rollouts": audit["rollouts"],
-        "audit_h": audit["horizon"],
-        "audit_error_max": fmt(asum["error_upper_max"]),
-        "audit_real_upper_max": fmt(asum["real_upper_max"]),
-        "audit_conf": _conf(audit["delta"]),
+        **_quoted(doc),
     }
 
 
@@ -661,56 +698,83 @@ def _block(key: str, title: str, paragraphs: Sequence[str], quote: str | None = 
     }
 
 
+# The "What is certified" parts before any certificate exists.
+UNCERTIFIED = [
+    _block(
+        "deployed",
+        "1. The deployed agent (the verdict rests on this)",
+        [
+            "At a uniform sample of states the deployed agent visited (the audited states), the whole agent "
+            "is restored and rolled out for real; a two-sided Clopper-Pearson interval per state decides "
+            "pass (every upper bound ≤ p_max), fail (some lower bound > p_max) or inconclusive."
+        ],
+    ),
+    _block(
+        "real",
+        "2. Real evaluation episodes",
+        [
+            "About the real environment, assuming i.i.d. evaluation episodes: a Clopper-Pearson upper bound "
+            "on the per-episode violation probability of the deployed agent."
+        ],
+    ),
+    _block(
+        "audit",
+        "3. Shield accuracy (audit)",
+        [
+            "Where the simulator can restore a state, the task policy alone is rolled out for real from the "
+            "audited states and compared with the learned model's estimate for it, there and only there."
+        ],
+    ),
+    _block(
+        "model",
+        "4. Model level (the learned model only)",
+        [
+            "At states visited by the deployed agent, an upper bound on the probability that the task "
+            "policy violates within H steps under the learned model, from m latent traces per state. It is "
+            "not a statement about the real environment."
+        ],
+    ),
+    _block(
+        "not",
+        "Not certified",
+        [
+            "Nothing is certified before `ambs-verify certify` has written a certificate; the training "
+            "curves below are descriptive."
+        ],
+    ),
+]
+
+
 def _certified(latest: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """The "What is certified" parts, deployed agent first, with the latest certificate's numbers where there is one."""
     if latest is None:
-        return [
-            _block(
-                "deployed",
-                "1. The deployed agent (the verdict rests on this)",
-                [
-                    "At a uniform sample of states the deployed agent visited (the audited states), the whole agent "
-                    "is restored and rolled out for real; a two-sided Clopper-Pearson interval per state decides "
-                    "pass (every upper bound ≤ p_max), fail (some lower bound > p_max) or inconclusive."
-                ],
-            ),
-            _block(
-                "real",
-                "2. Real evaluation episodes",
-                [
-                    "About the real environment, assuming i.i.d. evaluation episodes: a Clopper-Pearson upper bound "
-                    "on the per-episode violation probability of the deployed agent."
-                ],
-            ),
-            _block(
-                "audit",
-                "3. Shield accuracy (audit)",
-                [
-                    "Where the simulator can restore a state, the task policy alone is rolled out for real from the "
-                    "audited states and compared with the learned model's estimate for it, there and only there."
-                ],
-            ),
-            _block(
-                "model",
-                "4. Model level (the learned model only)",
-                [
-                    "At states visited by the deployed agent, an upper bound on the probability that the task "
-                    "policy violates within H steps under the learned model, from m latent traces per state. It is "
-                    "not a statement about the real environment."
-                ],
-            ),
-            _block(
-                "not",
-                "Not certified",
-                [
-                    "Nothing is certified before `ambs-verify certify` has written a certificate; the training "
-                    "curves below are descriptive."
-                ],
-            ),
-        ]
+        return [dict(part) for part in UNCERTIFIED]
     d = latest
+    out = [
+        _block("deployed", "1. The deployed agent (the verdict rests on this)", _deployed_text(d), d["statement"]),
+        _block("real", "2. Real evaluation episodes", [_real_text(d)]),
+        _block("audit", "3. Shield accuracy (audit of the learned model)", [_audit_text(d)]),
+        _block("model", "4. Model level (the learned model only)", _model_text(d)),
+    ]
+    ledger = d["ledger"]
+    text = (
+        f"All {ledger['bounds']} bounds of this certificate (the parts above, listed below) hold jointly with "
+        f"probability ≥ {d['confidence']} "
+        f"(= 1 − δ, δ = {d['delta']['total']}; spent {ledger['spent']}). Shares of δ: {d['shares']}. "
+        f"Method: {d['delta_method']}."
+    )
+    out.append(_block("ledger", "δ ledger: every bound in this certificate", [text], ledger=ledger))
+    text = (
+        "States that were not audited, other checkpoints than the certified one, other tasks or environment "
+        "settings, the learned model's predictions taken as facts about the world, and the training curves in "
+        "this report, which are descriptive."
+    )
+    out.append(_block("not", "Not certified", [text]))
+    return out
+
+
+def _deployed_text(d: Mapping[str, Any]) -> list[str]:
     p_max, step = d["p_max"], d["step"]
-    out = []
     if d["deployed_available"]:
         paragraphs = [
             f"Which agent: {d['agent']} at checkpoint step {step} of task {d['task']}, run as a user deploys it "
@@ -735,7 +799,10 @@ def _certified(latest: Mapping[str, Any] | None) -> list[dict[str, Any]]:
             f"agent's probability of violating, and the verdict is {d['verdict']['status']}, because "
             f"{d['verdict']['reason']}.",
         ]
-    out.append(_block("deployed", "1. The deployed agent (the verdict rests on this)", paragraphs, d["statement"]))
+    return paragraphs
+
+
+def _real_text(d: Mapping[str, Any]) -> str:
     if d["n"]:
         text = (
             f"{d['k']} of {d['n']} evaluation episodes of the deployed agent had at least one violation. If the "
@@ -747,7 +814,10 @@ def _certified(latest: Mapping[str, Any] | None) -> list[dict[str, Any]]:
         )
     else:
         text = "No evaluation episodes were run, so nothing is certified about whole episodes."
-    out.append(_block("real", "2. Real evaluation episodes", [text]))
+    return text
+
+
+def _audit_text(d: Mapping[str, Any]) -> str:
     if d["audit_available"]:
         text = (
             "The shield decides with the learned model's estimate of how likely the task policy is to violate. At "
@@ -765,7 +835,11 @@ def _certified(latest: Mapping[str, Any] | None) -> list[dict[str, Any]]:
             f"Not available: {d['audit_reason']}. The model's error is therefore not measured, and the shield's "
             "estimates are unchecked."
         )
-    out.append(_block("audit", "3. Shield accuracy (audit of the learned model)", [text]))
+    return text
+
+
+def _model_text(d: Mapping[str, Any]) -> list[str]:
+    step = d["step"]
     if d["model_available"]:
         sound = "a sound bound" if d["model_sound"] else "NOT a sound bound (approximate coverage only)"
         paragraphs = [
@@ -781,51 +855,16 @@ def _certified(latest: Mapping[str, Any] | None) -> list[dict[str, Any]]:
         ]
     else:
         paragraphs = [f"Not available at step {step}: {d['model_reason']}"]
-    out.append(_block("model", "4. Model level (the learned model only)", paragraphs))
-    ledger = d["ledger"]
-    text = (
-        f"All {ledger['bounds']} bounds of this certificate (the parts above, listed below) hold jointly with "
-        f"probability ≥ {d['confidence']} "
-        f"(= 1 − δ, δ = {d['delta']['total']}; spent {ledger['spent']}). Shares of δ: {d['shares']}. "
-        f"Method: {d['delta_method']}."
-    )
-    out.append(_block("ledger", "δ ledger: every bound in this certificate", [text], ledger=ledger))
-    text = (
-        "States that were not audited, other checkpoints than the certified one, other tasks or environment "
-        "settings, the learned model's predictions taken as facts about the world, and the training curves in "
-        "this report, which are descriptive."
-    )
-    out.append(_block("not", "Not certified", [text]))
-    return out
+    return paragraphs
 
 
-def _context(run: RunDir) -> dict[str, Any]:
-    config = read_config(run)
-    certs, problems = _read_certificates(run)
-    latest = certs[-1] if certs else None
-    latest_doc = latest["doc"] if latest else None
-    details = _details(latest) if latest else None
-    series = training_series(run)
-    config_hash, config_hash_note = _config_hash(run, latest_doc)
-    prov = latest_doc["provenance"] if latest_doc else {}
-    header = [
-        ("run", run.path.name),
-        ("run directory", str(run.path)),
-        ("task", str(prov.get("task") or config.get("task", "n/a"))),
-        ("agent", str(prov.get("agent") or config.get("agent", "n/a"))),
-        ("certified agent (latest certificate)", agent_name(latest_doc) if latest_doc else "none yet"),
-        ("seed", str(prov.get("seed", config.get("seed", "n/a")))),
-        (f"config sha256 ({config_hash_note})", config_hash),
-        ("checkpoints on disk", ", ".join(map(str, run.checkpoint_steps())) or "none"),
-        ("certificates", ", ".join(str(c["step"]) for c in certs) or "none"),
-        ("report generated (UTC)", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")),
-        ("ambs-verify version", __version__),
-    ]
+def _plots(certs: list[dict[str, Any]], series) -> list[tuple[str, str, str | None, str]]:
+    """(id, title, image or None, caption) of the report's plots."""
     # The histogram and the audit plot use the newest certificate that has the data.
     with_model = [c for c in certs if c["doc"]["model"]["available"] and c["doc"]["model"]["p_hat"]]
     with_audit = [c for c in certs if c["doc"]["audit"]["available"] and c["doc"]["audit"]["p_model"]]
     with_deployed = [c for c in certs if c["doc"]["deployed"]["available"] and c["doc"]["deployed"]["p_real"]]
-    plots = [
+    return [
         (
             "deployed",
             "Deployed agent at each audited state (the verdict's evidence)",
@@ -869,6 +908,31 @@ def _context(run: RunDir) -> dict[str, Any]:
             "Descriptive training statistics from metrics.jsonl; not certified.",
         ),
     ]
+
+
+def _context(run: RunDir) -> dict[str, Any]:
+    config = read_config(run)
+    certs, problems = _read_certificates(run)
+    latest = certs[-1] if certs else None
+    latest_doc = latest["doc"] if latest else None
+    details = _details(latest) if latest else None
+    series = training_series(run)
+    config_hash, config_hash_note = _config_hash(run, latest_doc)
+    prov = latest_doc["provenance"] if latest_doc else {}
+    header = [
+        ("run", run.path.name),
+        ("run directory", str(run.path)),
+        ("task", str(prov.get("task") or config.get("task", "n/a"))),
+        ("agent", str(prov.get("agent") or config.get("agent", "n/a"))),
+        ("certified agent (latest certificate)", agent_name(latest_doc) if latest_doc else "none yet"),
+        ("seed", str(prov.get("seed", config.get("seed", "n/a")))),
+        (f"config sha256 ({config_hash_note})", config_hash),
+        ("checkpoints on disk", ", ".join(map(str, run.checkpoint_steps())) or "none"),
+        ("certificates", ", ".join(str(c["step"]) for c in certs) or "none"),
+        ("report generated (UTC)", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")),
+        ("ambs-verify version", __version__),
+    ]
+    plots = _plots(certs, series)
     return {
         "run_name": run.path.name,
         "run_path": str(run.path),

@@ -1,5 +1,6 @@
 """The agent a resolved config asks for, and the environments it acts in: the one place that maps ``agent:`` names
-to agent objects (training, certify and verify all build agents here).
+to agent objects and config keys to the agents' dataclasses (:func:`agent_config`, :func:`shield_config`); training,
+certify and verify all build agents here.
 
 ``ambs``, ``dreamer`` and ``lagrangian`` are DreamerV3 agents (:class:`~ambs_verify.agents.ambs.DreamerAgent`);
 ``rainbow``, ``iqn`` and ``dqn`` are the model-free baselines with dopamine's settings
@@ -14,17 +15,19 @@ from typing import Any
 
 import gymnasium as gym
 
-from ..config import Config, ConfigError, agent_config, env_family, env_options, shield_config
+from ..config import Config, ConfigError, env_family, env_options
 
 __all__ = [
     "AVAILABLE_AGENTS",
     "BASELINE_AGENTS",
     "SHIELDED_AGENTS",
+    "agent_config",
     "baseline_settings",
     "build_agent",
     "make_envs",
     "observation_key",
     "prepare_config",
+    "shield_config",
 ]
 
 BASELINE_AGENTS = ("rainbow", "iqn", "dqn")  # model-free, dopamine's settings
@@ -184,3 +187,148 @@ def observation_key(space: gym.spaces.Dict) -> str:
             " (e.g. set --env.grid.observation vector)"
         )
     return next(iter(space.spaces))
+
+
+def shield_config(config: Config):
+    """The :class:`ambs_verify.agents.shield.ShieldConfig` these keys describe (None when shielding is off).
+
+    With ``shield_event: discounted`` (the paper) the rollout length is ``imag_horizon`` and ``shield_horizon``
+    only sets the threshold ``C·γ_s^T``, as in the reference (spec §14.1); with ``within`` the shield rolls out
+    ``shield_horizon`` steps and counts traces with a predicted violation. C is the same resolved ``cost_val`` as
+    the learner's clip bound.
+    """
+    if not config.shielding:
+        return None
+    from ..agents.shield import ShieldConfig
+
+    return ShieldConfig(
+        samples=config.shield_samples,
+        horizon=config.imag_horizon,
+        threshold_horizon=config.shield_horizon,
+        cost_val=agent_config(config).safety.cost_val,
+        discount=1.0 - 1.0 / config.safety_horizon,
+        bootstrap=config.shield_bootstrap,
+        eps=config.shield_eps,
+        rule=config.shield_rule,
+        delta_safe=config.shield_delta_safe,
+        bound_delta=config.shield_bound_delta,
+        event=config.shield_event,
+        candidates=config.shield_candidates,
+    )
+
+
+def agent_config(config: Config):
+    """The :class:`ambs_verify.agents.config.AgentConfig` these keys describe (sizes, losses, optimisers, safety).
+
+    ``cost_val`` null takes the task family's ``env.<family>.cost_val`` (1.0 for the grid's own default), so the
+    clip bound and the env's cost scale cannot drift apart (spec §14.7).
+    """
+    from ..agents import config as A
+
+    c = config
+    return A.AgentConfig(
+        world_model=_world_model(c),
+        actor_critic=_actor_critic(c),
+        safety=_safety(c),
+        penalty=A.PenaltyConfig(
+            penalty_coeff=c.penalty_coeff,
+            penl_critic_type=c.penl_critic_type,
+            use_safety_critic_params=c.use_safety_critic_params,
+            plpg=c.plpg,
+            copt=c.copt,
+            sigmoid_scale=c.sigmoid_scale,
+            threshold_horizon=c.shield_horizon,
+        ),
+        lagrangian=A.LagrangianConfig(
+            enabled=c.agent == "lagrangian",
+            lagrange_mult=c.lagrange_mult,
+            penalty_mult=c.penalty_mult,
+            penalty_pow=c.penalty_pow,
+            cost_threshold=c.cost_threshold,
+        ),
+        compute_dtype=c.jax.precision,
+        batch_size=c.replay.batch_size,
+        batch_length=c.replay.batch_length,
+    )
+
+
+def _optimizer(block: Config):
+    from ..agents.config import OptimizerConfig
+
+    return OptimizerConfig(lr=block.lr, eps=block.eps, clip=block.clip)
+
+
+def _world_model(c: Config):
+    from ..agents import config as A
+
+    ls, opt = c.loss_scales, _optimizer
+    return A.WorldModelConfig(
+        rssm=A.RSSMConfig(**c.rssm.to_dict()),
+        encoder=A.EncoderConfig(**c.encoder.to_dict()),
+        decoder=A.EncoderConfig(symlog_inputs=False, **c.decoder.to_dict()),
+        head_layers=c.heads.layers,
+        head_units=c.heads.units,
+        bins=c.heads.bins,
+        image_scale=ls.image,
+        vector_scale=ls.vector,
+        reward_scale=ls.reward,
+        cont_scale=ls.cont,
+        cost_scale=ls.cost,
+        safe_cont_scale=ls.safe_cont,
+        dyn_scale=ls.dyn,
+        rep_scale=ls.rep,
+        free_bits=c.free_bits,
+        opt=opt(c.model_opt),
+    )
+
+
+def _actor_critic(c: Config):
+    from ..agents import config as A
+
+    ls, opt = c.loss_scales, _optimizer
+    return A.ActorCriticConfig(
+        actor_layers=c.actor.layers,
+        actor_units=c.actor.units,
+        critic_layers=c.critic.layers,
+        critic_units=c.critic.units,
+        bins=c.critic.bins,
+        minstd=c.actor.minstd,
+        maxstd=c.actor.maxstd,
+        unimix=c.actor.unimix,
+        imag_horizon=c.imag_horizon,
+        horizon=c.horizon,
+        return_lambda=c.return_lambda,
+        slow_critic_fraction=c.slow_critic_fraction,
+        slow_critic_update=c.slow_critic_update,
+        slowreg=ls.slowreg,
+        retnorm_decay=c.retnorm.decay,
+        retnorm_max=c.retnorm.max,
+        retnorm_low=c.retnorm.perclo,
+        retnorm_high=c.retnorm.perchi,
+        actent=c.actent,
+        actor_scale=ls.actor,
+        critic_scale=ls.critic,
+        normalise_ret=c.normalise_ret,
+        actor_grad=c.actor_grad,
+        actor_opt=opt(c.actor_opt),
+        critic_opt=opt(c.critic_opt),
+    )
+
+
+def _safety(c: Config):
+    from ..agents import config as A
+
+    env_cost = c.env[env_family(c.task)].get("cost_val")
+    cost_val = c.cost_val if c.cost_val is not None else (env_cost if env_cost is not None else 1.0)
+    return A.SafetyConfig(
+        cost_val=float(cost_val),
+        clip_costs=c.clip_costs,
+        safety_horizon=c.safety_horizon,
+        twin_reduction=c.twin_reduction,
+        shielding=c.shielding,
+        shield_bootstrap=c.shield_bootstrap,
+        safe_reward_scale=c.safe_reward_scale,
+        safety_critic_opt=_optimizer(c.safety_critic_opt),
+        slow_safety_critic_fraction=c.slow_safety_critic_fraction,
+        slow_safety_critic_update=c.slow_safety_critic_update,
+    )
