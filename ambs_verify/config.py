@@ -68,7 +68,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "actor_grad": ("auto", "reinforce", "backprop"),
     "decoder.vector_dist": ("symlog_mse", "onehot"),
     "shield_event": ("discounted", "within"),
-    "safety_critic_type": ("td3vfunction", "vfunction"),
+    # the reference's key: the task policy's cost critic is always the twin (TD3-style) critic the shield bootstraps
+    # from; a single-critic "vfunction" is not implemented, so it is refused rather than ignored
+    "safety_critic_type": ("td3vfunction",),
     "penl_critic_type": ("vfunction", "td3vfunction"),
     "twin_reduction": ("min", "max", "mean"),
     "shield_rule": ("estimate", "bound"),

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import jax
 
-from ambs_verify.agents import SIZES, Agent, make_config
+from ambs_verify.agents import Agent
+from ambs_verify.rollout.agents import MODEL_SIZES, size_config
 
 try:  # run as a module (python -m benchmarks.agent_update) or as a script with PYTHONPATH=.
     from benchmarks.common import fmt_range, fmt_seconds, main, on_gpu, row, time_adaptive
@@ -103,7 +104,7 @@ def bench_size(
 ) -> dict:
     """Compile and time ``size``'s learner step; ``budget_s`` makes the repeats adaptive (``time_adaptive``)."""
     rss = {"after_import": _peak_rss_mib()}
-    cfg = make_config(size, compute_dtype=dtype)
+    cfg = size_config(size, compute_dtype=dtype)
     agent = Agent(cfg, OBS_SPACE, ACT_DIM, True)
     shapes = jax.eval_shape(agent.init, jax.random.PRNGKey(0))
     counts = agent.param_counts(shapes)
@@ -189,7 +190,7 @@ def run(quick: bool) -> dict:
     budget_s, min_repeats = (8.0, 0) if quick else (90.0, 2)
     results = []
     for size in sizes:
-        if size not in SIZES:
+        if size not in MODEL_SIZES:
             raise ValueError(f"unknown size {size!r}")
         for dtype in dtypes if size != "debug" else ["float32"]:
             try:
@@ -213,10 +214,10 @@ def run(quick: bool) -> dict:
     # FLOPs and parameter counts of the sizes not timed here (lowering only: no memory, no compilation), so
     # that times measured elsewhere (e.g. on a GPU) can be turned into GFLOP/s. Skipped in quick mode.
     untimed = {}
-    for size in [] if quick else SIZES:
+    for size in [] if quick else MODEL_SIZES:
         if size in sizes:
             continue
-        cfg = make_config(size)
+        cfg = size_config(size)
         agent = Agent(cfg, OBS_SPACE, ACT_DIM, True)
         counts = agent.param_counts(jax.eval_shape(agent.init, jax.random.PRNGKey(0)))
         untimed[size] = {"flops_per_update": _flops_unrolled(cfg, 16, 64), "params": counts}

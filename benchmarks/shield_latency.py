@@ -31,8 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ambs_verify.agents.agent import Agent
-from ambs_verify.agents.config import make_config
 from ambs_verify.agents.shield import ShieldConfig, shield_decision
+from ambs_verify.rollout.agents import size_config
 
 from .common import fmt_range, fmt_seconds, main, on_gpu, row, smoke, time_adaptive, time_call
 
@@ -80,7 +80,7 @@ class _Size:
 
     def __init__(self, size: str, max_envs: int) -> None:
         self.size = size
-        config = make_config(size)
+        config = size_config(size)
         self.agent = Agent(config, OBS_SPACE, ACT_DIM, True)
         rssm = dataclasses.replace(config.world_model.rssm, unroll=True)
         unrolled = dataclasses.replace(config, world_model=dataclasses.replace(config.world_model, rssm=rssm))

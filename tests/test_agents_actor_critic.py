@@ -16,9 +16,10 @@ from ambs_verify.agents.actor_critic import (
     reduce_members,
     retnorm_update,
 )
-from ambs_verify.agents.config import OptimizerConfig, make_config
+from ambs_verify.agents.config import OptimizerConfig
+from ambs_verify.rollout.agents import size_config
 
-AC = make_config("debug").actor_critic
+AC = size_config("debug").actor_critic
 
 
 def test_lambda_return_hand_computed():
@@ -176,13 +177,13 @@ def test_safe_reward_scale_breaks_ties_between_equally_safe_actions():
     and the reward critic then moves it to the paying action."""
     from ambs_verify.agents.agent import Agent
 
-    scaled = dataclasses.replace(make_config("debug").safety, safe_reward_scale=0.1)
-    agent = Agent(dataclasses.replace(make_config("debug"), safety=scaled), {"vec": (6,)}, 3, True)
+    scaled = dataclasses.replace(size_config("debug").safety, safe_reward_scale=0.1)
+    agent = Agent(dataclasses.replace(size_config("debug"), safety=scaled), {"vec": (6,)}, 3, True)
     assert [(c.name, c.reward, c.scale) for c in agent.safe.critics] == [
         ("cost", "neg_cost", 1.0),
         ("extr", "reward", 0.1),
     ]
-    paper = Agent(make_config("debug"), {"vec": (6,)}, 3, True)
+    paper = Agent(size_config("debug"), {"vec": (6,)}, 3, True)
     assert [c.name for c in paper.safe.critics] == ["cost"]  # the paper's safe policy minimises cost alone
 
     fast = OptimizerConfig(1e-3, 1e-5, 100.0)

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from flax import serialization
 
-from ambs_verify.agents import SIZES, Agent, make_config
+from ambs_verify.agents import Agent
+from ambs_verify.rollout.agents import MODEL_SIZES, size_config
 
-CFG = make_config("debug")
+CFG = size_config("debug")
 B, T = 4, 8
 # Full train steps are compiled twice only (mixed image + vector with discrete actions; vector with continuous
 # actions); image-only and vector-only world models are covered in test_agents_world_model.py.
@@ -118,9 +119,9 @@ def test_state_is_one_saveable_pytree(compiled):
 REFERENCE_M = {"small": 18, "medium": 37, "large": 77, "xlarge": 200}
 
 
-@pytest.mark.parametrize("size", sorted(SIZES))
+@pytest.mark.parametrize("size", MODEL_SIZES)
 def test_preset_parameter_counts(size):
-    agent = Agent(make_config(size), {"image": (64, 64, 3)}, 18, True)
+    agent = Agent(size_config(size), {"image": (64, 64, 3)}, 18, True)
     shapes = jax.eval_shape(agent.init, jax.random.PRNGKey(0))  # no memory, no compile
     counts = agent.param_counts(shapes)
     assert counts["total"] > counts["dreamerv3"] > 0

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from test_agents_actor_critic import AC, ToyWorld, _start
 
-from ambs_verify.agents import Agent, make_config
+from ambs_verify.agents import Agent
 from ambs_verify.agents.actor_critic import CriticSpec, ImagActorCritic
 from ambs_verify.agents.agent import task_critics, task_shaping
 from ambs_verify.agents.config import LagrangianConfig, OptimizerConfig, PenaltyConfig
@@ -25,6 +25,7 @@ from ambs_verify.agents.penalties import (
     plpg_weight,
 )
 from ambs_verify.agents.shield import discounted_cost_to_go
+from ambs_verify.rollout.agents import size_config
 
 floats = st.floats(-50, 50, allow_nan=False, width=32)
 
@@ -164,13 +165,13 @@ SPACE = ({"vec": (6,)}, 3, True)
 
 
 def _learner(**changes):
-    cfg = make_config("debug")
+    cfg = size_config("debug")
     return Agent(dataclasses.replace(cfg, **changes), *SPACE)
 
 
 def test_seed_flag_combination_trains():
     """``--penalty_coeff 0.8 --plpg True --normalise_ret False --penl_critic_type vfunction`` plus COPT."""
-    cfg = make_config("debug")
+    cfg = size_config("debug")
     agent = _learner(
         penalty=PenaltyConfig(penalty_coeff=0.8, plpg=True, copt=True),
         actor_critic=dataclasses.replace(cfg.actor_critic, normalise_ret=False),
@@ -187,22 +188,22 @@ def test_seed_flag_combination_trains():
 
 
 def test_penl_with_safety_critic_params_and_shaping_errors():
-    s = make_config("debug").safety
+    s = size_config("debug").safety
     critics = task_critics(
-        make_config("debug").replace(penalty=PenaltyConfig(penalty_coeff=1.0, use_safety_critic_params=True))
+        size_config("debug").replace(penalty=PenaltyConfig(penalty_coeff=1.0, use_safety_critic_params=True))
     )
     penl = critics[-1]
     assert (penl.cont, penl.discount, penl.opt) == ("safe_cont", s.discount, s.safety_critic_opt)
-    unshielded = make_config("debug").replace(safety=dataclasses.replace(s, shielding=False))
+    unshielded = size_config("debug").replace(safety=dataclasses.replace(s, shielding=False))
     with pytest.raises(ValueError, match="plpg needs the safe policy"):
         task_shaping(unshielded.replace(penalty=PenaltyConfig(plpg=True)))
-    no_boot = make_config("debug").replace(safety=dataclasses.replace(s, shield_bootstrap=False))
+    no_boot = size_config("debug").replace(safety=dataclasses.replace(s, shield_bootstrap=False))
     with pytest.raises(ValueError, match="copt needs the cost critic"):
         task_shaping(no_boot.replace(penalty=PenaltyConfig(copt=True)))
 
 
 def test_lagrangian_learner_state_and_step():
-    s = make_config("debug").safety
+    s = size_config("debug").safety
     agent = _learner(
         safety=dataclasses.replace(s, shielding=False),
         lagrangian=LagrangianConfig(enabled=True, cost_threshold=0.5),

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from ambs_verify.agents import rssm as R
-from ambs_verify.agents.config import OptimizerConfig, make_config
+from ambs_verify.agents.config import OptimizerConfig
 from ambs_verify.agents.world_model import WorldModel
+from ambs_verify.rollout.agents import size_config
 
-CFG = make_config("debug")
+CFG = size_config("debug")
 SPACES = {
     "image": {"image": (16, 16, 3)},
     "vector": {"vec": (5,)},

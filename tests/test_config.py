@@ -143,6 +143,7 @@ def test_regex_override_matches_like_the_reference():
         (["--seed", "1", "2"], "--seed takes one value"),
         (["positional"], "unexpected argument 'positional'"),
         (["--jax.precision", "float64"], "--jax.precision must be one of float32, bfloat16, float16"),
+        (["--safety_critic_type", "vfunction"], "--safety_critic_type must be one of td3vfunction (got 'vfunction')"),
         (["--envs.amount", "0"], "--envs.amount must be a finite number in [1, inf) (got 0)"),
         (["--shield_candidates", "-1"], "--shield_candidates must be a finite number in [0, inf) (got -1)"),
         (["--shield_eps", "nan"], "--shield_eps must be a finite number in [0, 1) (got nan)"),

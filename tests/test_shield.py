@@ -8,7 +8,6 @@ import pytest
 
 from ambs_verify.agents import rssm as R
 from ambs_verify.agents.agent import Agent
-from ambs_verify.agents.config import make_config
 from ambs_verify.agents.distributions import symlog, twohot_bins
 from ambs_verify.agents.shield import (
     ShieldConfig,
@@ -18,13 +17,14 @@ from ambs_verify.agents.shield import (
     violation_threshold,
 )
 from ambs_verify.estimators import upper_bound
+from ambs_verify.rollout.agents import size_config
 
 N_ENVS, OBS = 3, 36
 
 
 @pytest.fixture(scope="module")
 def agent():
-    ag = Agent(make_config("debug"), {"vector": (OBS,)}, 4, True)
+    ag = Agent(size_config("debug"), {"vector": (OBS,)}, 4, True)
     state = ag.init(jax.random.PRNGKey(0))
     obs = {"vector": jax.nn.one_hot(jnp.array([0, 7, 20]), OBS)}
     post = ag.observe_step(state, ag.initial_carry(state, N_ENVS), obs, jnp.ones(N_ENVS, bool), jax.random.PRNGKey(1))

@@ -2,7 +2,7 @@
 
 Importing this package needs Flax and Optax (the ``train`` extra). Main entry points:
 
-* :func:`make_config` / :data:`SIZES` / the config dataclasses (``config``),
+* the config dataclasses (``config``; the model sizes are blocks of ``configs.yaml``),
 * :class:`Agent` (``agent``): ``init(key) -> state`` and the pure ``train_step(state, batch, rng)``,
 * :class:`WorldModel` (``world_model``) with ``observe`` / ``imagine`` for the shield,
 * :class:`ImagActorCritic` (``actor_critic``).
@@ -11,21 +11,17 @@ Importing this package needs Flax and Optax (the ``train`` extra). Main entry po
 from .actor_critic import CriticSpec, ImagActorCritic, lambda_return
 from .agent import Agent, count_params
 from .config import (
-    SIZES,
     ActorCriticConfig,
     AgentConfig,
     EncoderConfig,
     OptimizerConfig,
     RSSMConfig,
     SafetyConfig,
-    SizePreset,
     WorldModelConfig,
-    make_config,
 )
 from .world_model import WorldModel
 
 __all__ = [
-    "SIZES",
     "ActorCriticConfig",
     "Agent",
     "AgentConfig",
@@ -35,10 +31,8 @@ __all__ = [
     "OptimizerConfig",
     "RSSMConfig",
     "SafetyConfig",
-    "SizePreset",
     "WorldModel",
     "WorldModelConfig",
     "count_params",
     "lambda_return",
-    "make_config",
 ]

@@ -1,17 +1,8 @@
 """Typed hyper-parameters of the DreamerV3 + AMBS agent, with the reference defaults (spec §12, §13, Tables 3-4).
 
 The dataclasses are frozen (hashable), so a config can be a static argument of ``jax.jit``. Defaults are the
-reference's ``defaults`` block (= the xlarge model size). :data:`SIZES` holds the model-size presets of spec
-§12.2 plus ``debug`` (§12.4); :func:`make_config` applies one.
-
-Notes on the presets
---------------------
-* In the reference the size regexes ``.*\\.units`` / ``.*\\.layers`` match ``rssm.units`` and every head, actor
-  and critic, but not ``encoder.mlp_units`` / ``mlp_layers``: vector encoders and decoders stay 5 x 1024 in
-  every preset, ``debug`` included. We keep that for small ... xlarge (reproduction), but shrink the vector
-  MLPs of ``debug`` to 2 x 16 so tests stay fast (a deliberate deviation; ``debug`` is for tests only).
-* Table 3 of the supplement says "MLP units 512"; the code's xlarge preset (used for Atari) has 1024. We follow
-  the code.
+reference's ``defaults`` block (= the xlarge model size). The model sizes (``debug`` … ``xlarge``) are blocks of
+``configs.yaml``, their only source: :func:`ambs_verify.rollout.agents.size_config` builds the config of one.
 """
 
 from __future__ import annotations
@@ -21,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 __all__ = [
-    "SIZES",
     "ActorCriticConfig",
     "AgentConfig",
     "EncoderConfig",
@@ -30,9 +20,7 @@ __all__ = [
     "PenaltyConfig",
     "RSSMConfig",
     "SafetyConfig",
-    "SizePreset",
     "WorldModelConfig",
-    "make_config",
 ]
 
 ComputeDtype = Literal["float32", "bfloat16", "float16"]
@@ -219,58 +207,3 @@ class AgentConfig:
 
     def replace(self, **changes) -> AgentConfig:
         return dataclasses.replace(self, **changes)
-
-
-@dataclass(frozen=True)
-class SizePreset:
-    """Numbers that differ between model sizes (spec §12.2, §12.4)."""
-
-    deter: int
-    cnn_depth: int
-    units: int
-    layers: int
-    stoch: int = 32
-    classes: int = 32
-    mlp_layers: int = 5  # vector encoder/decoder (not touched by the reference's size regexes)
-    mlp_units: int = 1024
-
-
-SIZES: dict[str, SizePreset] = {
-    "debug": SizePreset(deter=32, cnn_depth=8, units=16, layers=2, stoch=4, classes=4, mlp_layers=2, mlp_units=16),
-    "small": SizePreset(deter=512, cnn_depth=32, units=512, layers=2),
-    "medium": SizePreset(deter=1024, cnn_depth=48, units=640, layers=3),
-    "large": SizePreset(deter=2048, cnn_depth=64, units=768, layers=4),
-    "xlarge": SizePreset(deter=4096, cnn_depth=96, units=1024, layers=5),
-}
-
-
-def make_config(size: str = "xlarge", base: AgentConfig | None = None, **changes) -> AgentConfig:
-    """Return ``base`` (default :class:`AgentConfig`) with the size preset ``size`` applied.
-
-    ``changes`` are top-level :class:`AgentConfig` fields replaced afterwards (e.g. ``compute_dtype``).
-    The ``debug`` preset also sets the reference's debug batch (B 8, T 12).
-    """
-    if size not in SIZES:
-        raise ValueError(f"unknown size {size!r}; choose one of {sorted(SIZES)}")
-    p = SIZES[size]
-    cfg = base or AgentConfig()
-    wm = cfg.world_model
-    wm = dataclasses.replace(
-        wm,
-        rssm=dataclasses.replace(wm.rssm, deter=p.deter, units=p.units, stoch=p.stoch, classes=p.classes),
-        encoder=dataclasses.replace(wm.encoder, cnn_depth=p.cnn_depth, mlp_layers=p.mlp_layers, mlp_units=p.mlp_units),
-        decoder=dataclasses.replace(wm.decoder, cnn_depth=p.cnn_depth, mlp_layers=p.mlp_layers, mlp_units=p.mlp_units),
-        head_layers=p.layers,
-        head_units=p.units,
-    )
-    ac = dataclasses.replace(
-        cfg.actor_critic,
-        actor_layers=p.layers,
-        actor_units=p.units,
-        critic_layers=p.layers,
-        critic_units=p.units,
-    )
-    cfg = dataclasses.replace(cfg, world_model=wm, actor_critic=ac)
-    if size == "debug":
-        cfg = dataclasses.replace(cfg, batch_size=8, batch_length=12)
-    return dataclasses.replace(cfg, **changes) if changes else cfg

@@ -15,11 +15,12 @@ from typing import Any
 
 import gymnasium as gym
 
-from ..config import Config, ConfigError, env_family, env_options
+from ..config import CHOICES, Config, ConfigError, env_family, env_options
 
 __all__ = [
     "AVAILABLE_AGENTS",
     "BASELINE_AGENTS",
+    "MODEL_SIZES",
     "SHIELDED_AGENTS",
     "agent_config",
     "baseline_settings",
@@ -28,11 +29,12 @@ __all__ = [
     "observation_key",
     "prepare_config",
     "shield_config",
+    "size_config",
 ]
 
 BASELINE_AGENTS = ("rainbow", "iqn", "dqn")  # model-free, dopamine's settings
 SHIELDED_AGENTS = ("ambs",)  # the agents built with a shield and a safe policy
-AVAILABLE_AGENTS = (*SHIELDED_AGENTS, "dreamer", "lagrangian", *BASELINE_AGENTS)
+AVAILABLE_AGENTS = CHOICES["agent"]  # declared once, with the other keys' choices
 
 # ``baselines.<key>`` shared by the three agents, as :class:`~ambs_verify.agents.baselines.BaseConfig` fields.
 SHARED_KEYS = (
@@ -215,6 +217,24 @@ def shield_config(config: Config):
         event=config.shield_event,
         candidates=config.shield_candidates,
     )
+
+
+MODEL_SIZES = ("debug", "small", "medium", "large", "xlarge")  # spec §12.2 and §12.4: blocks of configs.yaml
+
+
+def size_config(size: str, **changes):
+    """The :class:`~ambs_verify.agents.config.AgentConfig` of model size ``size`` (its ``configs.yaml`` block over
+    the defaults), with the paper's cost C = 10; ``changes`` replace top-level fields (e.g. ``compute_dtype``).
+
+    For code that builds a learner without a task (the agents' tests and benchmarks); ``train`` builds it from the
+    whole resolved config (:func:`agent_config`).
+    """
+    from ..config import resolve
+
+    if size not in MODEL_SIZES:
+        raise ConfigError(f"unknown model size {size!r}; accepted: {', '.join(MODEL_SIZES)}")
+    config = agent_config(resolve([size], {"cost_val": 10.0}))
+    return config.replace(**changes) if changes else config
 
 
 def agent_config(config: Config):
