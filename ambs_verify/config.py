@@ -67,13 +67,13 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "jax.precision": ("float32", "bfloat16", "float16"),
     "actor_grad": ("auto", "reinforce", "backprop"),
     "decoder.vector_dist": ("symlog_mse", "onehot"),
-    "shield_event": ("discounted", "within"),
+    "shield.event": ("discounted", "within"),
     # the reference's key: the task policy's cost critic is always the twin (TD3-style) critic the shield bootstraps
     # from; a single-critic "vfunction" is not implemented, so it is refused rather than ignored
     "safety_critic_type": ("td3vfunction",),
-    "penl_critic_type": ("vfunction", "td3vfunction"),
-    "twin_reduction": ("min", "max", "mean"),
-    "shield_rule": ("estimate", "bound"),
+    "penalty.penl_critic_type": ("vfunction", "td3vfunction"),
+    "safety.twin_reduction": ("min", "max", "mean"),
+    "shield.rule": ("estimate", "bound"),
     # env options of a family other than the task's are never built, so their choices are checked here
     "env.atari.actions": ("all", "minimal"),
     "env.atari.lives": ("unused", "terminate", "reset"),
@@ -115,28 +115,25 @@ RANGES: dict[str, str] = {
     "actor.unimix": "[0, 1)",
     "imag_horizon": "[1, inf)",
     "horizon": "[1, inf)",
-    "safety_horizon": "[1, inf)",
+    "safety.safety_horizon": "[1, inf)",
     "return_lambda": "[0, 1]",
-    "slow*_update": "[1, inf)",
-    "slow*_fraction": "(0, 1]",
+    "*slow*_update": "[1, inf)",
+    "*slow*_fraction": "(0, 1]",
     "retnorm.decay": "[0, 1)",
     "retnorm.max": "(0, inf)",
     "retnorm.perc*": "[0, 100]",
     "actent": "[0, inf)",
-    "shield_eps": "[0, 1)",  # the shield overrides when p_hat > eps: from 1 on it would never act
-    "shield_horizon": "[1, inf)",
-    "shield_samples": "[1, inf)",
-    "shield_delta_safe": "(0, 1)",
-    "shield_bound_delta": "(0, 1)",
-    "shield_candidates": "[0, inf)",
-    "safe_reward_scale": "[0, inf)",
-    "cost_val": "(0, inf)",
-    "penalty_coeff": "[0, inf)",
-    "sigmoid_scale": "(0, inf)",
-    "lagrange_mult": "[0, inf)",
-    "penalty_mult": "[0, inf)",
-    "penalty_pow": "[0, inf)",
-    "cost_threshold": "[0, inf)",
+    "shield.eps": "[0, 1)",  # the shield overrides when p_hat > eps: from 1 on it would never act
+    "shield.threshold_horizon": "[1, inf)",
+    "shield.samples": "[1, inf)",
+    "shield.delta_safe": "(0, 1)",
+    "shield.bound_delta": "(0, 1)",
+    "shield.candidates": "[0, inf)",
+    "safety.safe_reward_scale": "[0, inf)",
+    "safety.cost_val": "(0, inf)",
+    "penalty.penalty_coeff": "[0, inf)",
+    "penalty.sigmoid_scale": "(0, inf)",
+    "lagrangian.*": "[0, inf)",
     "baselines.gamma": "[0, 1]",
     "baselines.epsilon_train": "[0, 1]",
     "baselines.epsilon_eval": "[0, 1]",
@@ -154,7 +151,41 @@ RANGES: dict[str, str] = {
     "baselines.*": "[1, inf)",  # sizes, periods, update horizons, samples; num_atoms is 2+ ("*.bins" is not it)
 }
 # Keys whose default is null (meaning "take it from elsewhere") that take a number when set.
-NUMERIC_NULLABLE = ("cost_val",)
+NUMERIC_NULLABLE = ("safety.cost_val",)
+# The reference's flat spellings of keys that live in a block (a block holds one dataclass's fields, built as
+# ``Cls(**block)``): accepted wherever a key is (command line, overrides, blocks, stored config.yaml files) and
+# rewritten to the block's key, which is the dataclass field's name. ``--shield_samples 64`` is ``--shield.samples
+# 64``; ``--safety_critic_opt.lr`` is ``--safety.safety_critic_opt.lr``.
+ALIASES: dict[str, str] = {
+    "shielding": "safety.shielding",
+    "shield_bootstrap": "safety.shield_bootstrap",
+    "safe_reward_scale": "safety.safe_reward_scale",
+    "cost_val": "safety.cost_val",
+    "clip_costs": "safety.clip_costs",
+    "safety_horizon": "safety.safety_horizon",
+    "twin_reduction": "safety.twin_reduction",
+    "safety_critic_opt": "safety.safety_critic_opt",
+    "slow_safety_critic_update": "safety.slow_safety_critic_update",
+    "slow_safety_critic_fraction": "safety.slow_safety_critic_fraction",
+    "shield_samples": "shield.samples",
+    "shield_horizon": "shield.threshold_horizon",
+    "shield_eps": "shield.eps",
+    "shield_rule": "shield.rule",
+    "shield_delta_safe": "shield.delta_safe",
+    "shield_bound_delta": "shield.bound_delta",
+    "shield_event": "shield.event",
+    "shield_candidates": "shield.candidates",
+    "penalty_coeff": "penalty.penalty_coeff",
+    "penl_critic_type": "penalty.penl_critic_type",
+    "use_safety_critic_params": "penalty.use_safety_critic_params",
+    "plpg": "penalty.plpg",
+    "copt": "penalty.copt",
+    "sigmoid_scale": "penalty.sigmoid_scale",
+    "lagrange_mult": "lagrangian.lagrange_mult",
+    "penalty_mult": "lagrangian.penalty_mult",
+    "penalty_pow": "lagrangian.penalty_pow",
+    "cost_threshold": "lagrangian.cost_threshold",
+}
 # The model-free baselines' keys (``baselines:``); checks across keys are in ``rollout/agents.py``.
 CHOICES.update(
     {
@@ -357,8 +388,32 @@ def _node(defaults: Mapping[str, Any], key: str) -> Any:
     return node
 
 
+def canonical_key(key: str) -> str:
+    """``key`` with a flat alias (:data:`ALIASES`) rewritten to its block's key; any other key as it is."""
+    head, dot, rest = key.partition(".")
+    target = ALIASES.get(head.replace("-", "_"))
+    return key if target is None else target + dot + rest
+
+
+def migrate(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A config mapping (a block, a stored ``config.yaml``) with its flat aliases moved into their blocks."""
+    out = copy.deepcopy(dict(data))
+    for old in [k for k in out if canonical_key(k) != k]:
+        value = out.pop(old)
+        *parents, leaf = canonical_key(old).split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        if isinstance(value, Mapping) and isinstance(node.get(leaf), Mapping):
+            node[leaf] = {**node[leaf], **value}
+        else:
+            node[leaf] = value
+    return out
+
+
 def _resolve_key(defaults: Mapping[str, Any], key: str) -> str:
-    """Accept ``run.train-ratio`` for ``run.train_ratio``."""
+    """Accept ``run.train-ratio`` for ``run.train_ratio``, and the flat aliases (:data:`ALIASES`)."""
+    key = canonical_key(key)
     try:
         _node(defaults, key)
         return key

@@ -192,8 +192,11 @@ class RunDir:
         """Write ``config.yaml`` atomically (a :class:`~ambs_verify.config.Config` or plain mapping)."""
         write_text_atomic(self.config_path, yaml.safe_dump(_plain(config), sort_keys=False, allow_unicode=True))
 
-    def prepare(self, config: Mapping[str, Any], force: bool = False) -> bool:
+    def prepare(self, config: Mapping[str, Any], force: bool = False, migrate=None) -> bool:
         """Create the run, or check that ``config`` may resume the run already here.
+
+        ``migrate(mapping)`` brings a stored config written by an older version to today's layout before the two
+        are compared (:func:`ambs_verify.config.migrate`).
 
         Returns
         -------
@@ -211,7 +214,7 @@ class RunDir:
             self.write_config(config)
             return False
         old = self.read_config()
-        diffs = config_differences(old, config)
+        diffs = config_differences(migrate(old) if migrate else old, config)
         if diffs and not self.checkpoint_steps() and not self.metrics_path.is_file():
             self.write_config(config)  # an earlier attempt stopped before its first step: nothing to resume
             return False

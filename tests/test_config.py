@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+import yaml
 
 from ambs_verify.config import (
     NUMERIC_NULLABLE,
@@ -63,7 +64,7 @@ def test_size_presets_follow_spec_table(size, deter, cnn, units, layers):
 def test_debug_and_quickstart_blocks(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     debug = resolve(["debug"])
-    assert (debug.replay.batch_size, debug.replay.batch_length, debug.shield_samples) == (8, 12, 64)
+    assert (debug.replay.batch_size, debug.replay.batch_length, debug.shield.samples) == (8, 12, 64)
     assert (debug.rssm.deter, debug.rssm.stoch, debug.rssm.classes) == (32, 4, 4)
     quick = resolve(["quickstart"])
     assert quick.task == "grid" and quick.rssm.deter == 64 and quick.run.steps <= 10_000
@@ -112,8 +113,8 @@ def test_override_types():
             "16",
         ]
     )
-    assert cfg.plpg is True and cfg.copt is False and cfg.normalise_ret is False
-    assert cfg.shield_eps == 0.05 and cfg.env.grid.reward_goal == -3 and cfg.run.train_ratio == 16
+    assert cfg.penalty.plpg is True and cfg.penalty.copt is False and cfg.normalise_ret is False
+    assert cfg.shield.eps == 0.05 and cfg.env.grid.reward_goal == -3 and cfg.run.train_ratio == 16
     assert cfg.env.grid.slip == 0.2 and cfg.env.grid.hazards == ((1, 1),)
     assert cfg.rssm.deter == 512
     atari = parse_train_args(["--task", "atari_pong", "--env.atari.size", "84", "84"])
@@ -136,8 +137,8 @@ def test_regex_override_matches_like_the_reference():
         (["--run.stepz", "3"], "unknown config key 'run.stepz' (did you mean run.steps?); keys under run: steps"),
         (["--run.steps", "abc"], "--run.steps expects an integer"),
         (["--run.steps", "1.5"], "--run.steps expects an integer"),
-        (["--plpg", "maybe"], "--plpg expects True or False"),
-        (["--shield_eps", "x"], "--shield_eps expects a number"),
+        (["--plpg", "maybe"], "--penalty.plpg expects True or False"),
+        (["--shield_eps", "x"], "--shield.eps expects a number"),
         (["--run", "3"], "run is a group of keys"),
         (["--run.steps"], "--run.steps needs a value"),
         (["--seed", "1", "2"], "--seed takes one value"),
@@ -145,12 +146,12 @@ def test_regex_override_matches_like_the_reference():
         (["--jax.precision", "float64"], "--jax.precision must be one of float32, bfloat16, float16"),
         (["--safety_critic_type", "vfunction"], "--safety_critic_type must be one of td3vfunction (got 'vfunction')"),
         (["--envs.amount", "0"], "--envs.amount must be a finite number in [1, inf) (got 0)"),
-        (["--shield_candidates", "-1"], "--shield_candidates must be a finite number in [0, inf) (got -1)"),
-        (["--shield_eps", "nan"], "--shield_eps must be a finite number in [0, 1) (got nan)"),
-        (["--shield_eps", "2"], "--shield_eps must be a finite number in [0, 1) (got 2.0)"),
+        (["--shield_candidates", "-1"], "--shield.candidates must be a finite number in [0, inf) (got -1)"),
+        (["--shield_eps", "nan"], "--shield.eps must be a finite number in [0, 1) (got nan)"),
+        (["--shield_eps", "2"], "--shield.eps must be a finite number in [0, 1) (got 2.0)"),
         (["--model_opt.lr", "-1"], "--model_opt.lr must be a finite number in (0, inf) (got -1.0)"),
         (["--rssm.classes", "0"], "--rssm.classes must be a finite number in [1, inf) (got 0)"),
-        (["--shield_bound_delta", "0"], "--shield_bound_delta must be a finite number in (0, 1) (got 0.0)"),
+        (["--shield_bound_delta", "0"], "--shield.bound_delta must be a finite number in (0, 1) (got 0.0)"),
         (["--retnorm.perclo", "96"], "--retnorm.perclo (96.0) must not exceed --retnorm.perchi (95.0)"),
         (["--x\\.nothing.*", "1"], "matches no config key"),
     ],
@@ -202,6 +203,43 @@ def test_log_and_save_every_are_steps():
     assert resolve(overrides={"run.log_every": "1e3"}).run.log_every == 1000
     with pytest.raises(ConfigError, match="expects an integer"):
         resolve(overrides={"run.save_every": "300s"})
+
+
+def test_the_reference_spellings_are_aliases_of_the_blocks():
+    """The seeds' flat keys keep working on the command line, in overrides and in stored configs, and land in the
+    block whose dataclass they build (one name from the command line to the code)."""
+    from ambs_verify.config import ALIASES, Config, canonical_key, migrate
+
+    argv = ["--configs", "atari", "xlarge", "--penalty_coeff", "0.5", "--plpg", "True", "--copt", "True"]
+    argv += [
+        "--normalise_ret",
+        "False",
+        "--penl_critic_type",
+        "vfunction",
+        "--env.atari.labels",
+        "death",
+        "early-surface",
+    ]
+    argv += ["--shield_horizon", "20", "--safety_critic_opt.lr", "1e-3"]
+    cfg = parse_train_args(argv)
+    assert (cfg.penalty.penalty_coeff, cfg.penalty.plpg, cfg.penalty.copt) == (0.5, True, True)
+    assert cfg.normalise_ret is False and cfg.penalty.penl_critic_type == "vfunction"
+    assert cfg.env.atari.labels == ("death", "early-surface") and cfg.rssm.deter == 4096
+    assert cfg.shield.threshold_horizon == 20 and cfg.safety.safety_critic_opt.lr == 1e-3
+    assert canonical_key("shield_samples") == "shield.samples" and canonical_key("run.steps") == "run.steps"
+    old = {"shield_samples": 16, "shielding": False, "safety_critic_opt": {"lr": 0.5}, "seed": 3}
+    assert migrate(old) == {
+        "shield": {"samples": 16},
+        "safety": {"shielding": False, "safety_critic_opt": {"lr": 0.5}},
+        "seed": 3,
+    }
+    new = resolve().to_dict()
+    flat_old = {k: v for k, v in new.items() if k not in ("shield", "safety", "penalty", "lagrangian")}
+    for alias, key in ALIASES.items():
+        block, field = key.split(".")
+        flat_old[alias] = new[block][field]
+    flat_old["shield_samples"] = 7
+    assert Config.from_yaml(yaml.safe_dump(flat_old)).shield.samples == 7  # a config.yaml from before the blocks
 
 
 def test_agent_config_mapping():

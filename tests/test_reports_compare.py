@@ -241,11 +241,14 @@ def test_groups_split_by_config_and_seed(tmp_path):
         ("dreamer on grid", ["dreamer-0"]),
     ]
     assert len({g.colour for g in groups}) == 4
-    assert groups[1].note == "ambs on grid #2 differs from ambs on grid #1 in its config: penalty_coeff: absent → 1.0."
+    assert (
+        groups[1].note
+        == "ambs on grid #2 differs from ambs on grid #1 in its config: penalty.penalty_coeff: absent → 1.0."
+    )
     assert "repeats a seed of ambs on grid #1 with the same config" in groups[2].note
     html, md = (p.read_text() for p in render_comparison(paths, tmp_path / "out"))
     assert_self_contained(html)
-    assert "ambs on grid #2 differs from ambs on grid #1 in its config: penalty_coeff: absent → 1.0." in html
+    assert "ambs on grid #2 differs from ambs on grid #1 in its config: penalty.penalty_coeff: absent → 1.0." in html
     labels = re.findall(r'<tr><td><span class="swatch"[^>]*></span>(.*?)</td>', html)
     assert labels == [
         "ambs on grid #1: mean of 2 seeds, 95 % band",

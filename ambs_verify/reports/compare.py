@@ -118,7 +118,7 @@ class RunSummary:
 
     @property
     def shielded(self) -> bool:
-        return self.agent in SHIELDED_AGENTS and bool(self.config.get("shielding", True))
+        return self.agent in SHIELDED_AGENTS and bool(self.config.get("safety", {}).get("shielding", True))
 
     @property
     def blocks(self) -> str | None:

@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 
 from .. import __version__
+from ..config import migrate
 from ..runs import RunDir, write_text_atomic
 from .certificate import CertificateError, certificate_paths, read_certificate
 
@@ -75,12 +76,13 @@ def _conf(delta: Any) -> str:
 
 
 def read_config(run: RunDir) -> dict[str, Any]:
-    """The run's ``config.yaml`` as a dict; an unreadable or malformed file gives ``{}`` (the report says n/a)."""
+    """The run's ``config.yaml`` as a dict, flat aliases moved into their blocks (a run from before the blocks reads
+    like a new one); an unreadable or malformed file gives ``{}`` (the report says n/a)."""
     try:
         config = run.read_config()
     except (OSError, ValueError, yaml.YAMLError):
         return {}
-    return config if isinstance(config, dict) else {}
+    return migrate(config) if isinstance(config, dict) else {}
 
 
 def _read_certificates(run: RunDir) -> tuple[list[dict[str, Any]], list[str]]:

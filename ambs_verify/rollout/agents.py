@@ -81,7 +81,7 @@ def build_agent(config: Config):
     if config.agent not in SHIELDED_AGENTS:
         learner = dataclasses.replace(learner, safety=dataclasses.replace(learner.safety, shielding=False))
         shield = None
-    elif not config.shielding:
+    elif not config.safety.shielding:
         raise ConfigError("agent 'ambs' needs shielding: true (use --agent dreamer for the unshielded baseline)")
     else:
         try:
@@ -192,30 +192,24 @@ def observation_key(space: gym.spaces.Dict) -> str:
 
 
 def shield_config(config: Config):
-    """The :class:`ambs_verify.agents.shield.ShieldConfig` these keys describe (None when shielding is off).
+    """The :class:`ambs_verify.agents.shield.ShieldConfig` of the ``shield:`` block (None when shielding is off).
 
-    With ``shield_event: discounted`` (the paper) the rollout length is ``imag_horizon`` and ``shield_horizon``
-    only sets the threshold ``C·γ_s^T``, as in the reference (spec §14.1); with ``within`` the shield rolls out
-    ``shield_horizon`` steps and counts traces with a predicted violation. C is the same resolved ``cost_val`` as
-    the learner's clip bound.
+    With ``shield.event: discounted`` (the paper) the rollout length is ``imag_horizon`` and
+    ``shield.threshold_horizon`` only sets the threshold ``C·γ_s^T``, as in the reference (spec §14.1); with
+    ``within`` the shield rolls out ``threshold_horizon`` steps and counts traces with a predicted violation. C is
+    the same resolved ``safety.cost_val`` as the learner's clip bound, γ_s the safety critic's discount.
     """
-    if not config.shielding:
+    if not config.safety.shielding:
         return None
     from ..agents.shield import ShieldConfig
 
+    safety = _safety(config)
     return ShieldConfig(
-        samples=config.shield_samples,
+        **config.shield.to_dict(),
         horizon=config.imag_horizon,
-        threshold_horizon=config.shield_horizon,
-        cost_val=agent_config(config).safety.cost_val,
-        discount=1.0 - 1.0 / config.safety_horizon,
-        bootstrap=config.shield_bootstrap,
-        eps=config.shield_eps,
-        rule=config.shield_rule,
-        delta_safe=config.shield_delta_safe,
-        bound_delta=config.shield_bound_delta,
-        event=config.shield_event,
-        candidates=config.shield_candidates,
+        cost_val=safety.cost_val,
+        discount=safety.discount,
+        bootstrap=safety.shield_bootstrap,
     )
 
 
@@ -233,14 +227,14 @@ def size_config(size: str, **changes):
 
     if size not in MODEL_SIZES:
         raise ConfigError(f"unknown model size {size!r}; accepted: {', '.join(MODEL_SIZES)}")
-    config = agent_config(resolve([size], {"cost_val": 10.0}))
+    config = agent_config(resolve([size], {"safety.cost_val": 10.0}))
     return config.replace(**changes) if changes else config
 
 
 def agent_config(config: Config):
     """The :class:`ambs_verify.agents.config.AgentConfig` these keys describe (sizes, losses, optimisers, safety).
 
-    ``cost_val`` null takes the task family's ``env.<family>.cost_val`` (1.0 for the grid's own default), so the
+    ``safety.cost_val`` null takes the task family's ``env.<family>.cost_val`` (1.0 for the grid's own default), so the
     clip bound and the env's cost scale cannot drift apart (spec §14.7).
     """
     from ..agents import config as A
@@ -250,22 +244,8 @@ def agent_config(config: Config):
         world_model=_world_model(c),
         actor_critic=_actor_critic(c),
         safety=_safety(c),
-        penalty=A.PenaltyConfig(
-            penalty_coeff=c.penalty_coeff,
-            penl_critic_type=c.penl_critic_type,
-            use_safety_critic_params=c.use_safety_critic_params,
-            plpg=c.plpg,
-            copt=c.copt,
-            sigmoid_scale=c.sigmoid_scale,
-            threshold_horizon=c.shield_horizon,
-        ),
-        lagrangian=A.LagrangianConfig(
-            enabled=c.agent == "lagrangian",
-            lagrange_mult=c.lagrange_mult,
-            penalty_mult=c.penalty_mult,
-            penalty_pow=c.penalty_pow,
-            cost_threshold=c.cost_threshold,
-        ),
+        penalty=A.PenaltyConfig(**c.penalty.to_dict(), threshold_horizon=c.shield.threshold_horizon),
+        lagrangian=A.LagrangianConfig(**c.lagrangian.to_dict(), enabled=c.agent == "lagrangian"),
         compute_dtype=c.jax.precision,
         batch_size=c.replay.batch_size,
         batch_length=c.replay.batch_length,
@@ -338,17 +318,10 @@ def _actor_critic(c: Config):
 def _safety(c: Config):
     from ..agents import config as A
 
+    block = c.safety.to_dict()
     env_cost = c.env[env_family(c.task)].get("cost_val")
-    cost_val = c.cost_val if c.cost_val is not None else (env_cost if env_cost is not None else 1.0)
-    return A.SafetyConfig(
-        cost_val=float(cost_val),
-        clip_costs=c.clip_costs,
-        safety_horizon=c.safety_horizon,
-        twin_reduction=c.twin_reduction,
-        shielding=c.shielding,
-        shield_bootstrap=c.shield_bootstrap,
-        safe_reward_scale=c.safe_reward_scale,
-        safety_critic_opt=_optimizer(c.safety_critic_opt),
-        slow_safety_critic_fraction=c.slow_safety_critic_fraction,
-        slow_safety_critic_update=c.slow_safety_critic_update,
-    )
+    if block["cost_val"] is None:  # C follows the task family's env cost (spec §14.7)
+        block["cost_val"] = env_cost if env_cost is not None else 1.0
+    block["cost_val"] = float(block["cost_val"])
+    block["safety_critic_opt"] = _optimizer(c.safety.safety_critic_opt)
+    return A.SafetyConfig(**block)

@@ -37,7 +37,7 @@ import jax
 import numpy as np
 
 from ..checkpoints import Checkpoint, Checkpointer, CheckpointError, first_non_finite
-from ..config import Config
+from ..config import Config, migrate
 from ..rollout.agents import make_envs, prepare_config
 from ..rollout.driver import Driver
 from ..runs import RunDir
@@ -135,7 +135,7 @@ class _Session:
         config = self.config
         # the run directory is written only once the environments and the agent build: a rejected command leaves
         # nothing behind that would refuse the corrected one
-        resumed = self.run.prepare(config, force=force)
+        resumed = self.run.prepare(config, force=force, migrate=migrate)
         self.checkpoints = Checkpointer(self.run.checkpoints_dir, keep=config.run.keep_checkpoints)
         self.learner.open()
         ck = _restore_newest_valid(self.checkpoints, self.learner.checkpoint_target()) if resumed else None
