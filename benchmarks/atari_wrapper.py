@@ -24,7 +24,7 @@ import numpy as np
 from ale_py import Action, ALEInterface, LoggerMode, roms
 
 from ambs_verify.envs.atari import make
-from ambs_verify.envs.check import check_env_run
+from ambs_verify.rollout.acting import check_env
 
 from .common import fmt_range, fmt_seconds, main, row
 
@@ -115,7 +115,7 @@ def run(quick: bool) -> dict:
     for game in GAMES:
         timing = compare(game, blocks, block_steps)
         env = make(game)
-        counts = check_env_run(env, label_steps, seed=0, policy="random")
+        counts = check_env(env, label_steps, seed=0, policy="random")
         env.close()
         result["games"][game] = {
             **timing,

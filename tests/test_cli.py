@@ -99,6 +99,8 @@ def test_envs_check_grid_counts_costs_as_labels(monkeypatch, capsys):
     summary = json.loads(out)
     assert code == 0 and summary["steps"] == 500
     assert summary["cost_sum"] == 10 * summary["label_counts"]["hazard"] > 0
+    # the numbers envs check gave before it stepped through the rollout driver (issue 17): the same, exactly
+    assert (summary["episodes"], summary["return"], summary["label_counts"]["hazard"]) == (6, 4.0, 61)
     code, again, _ = run(args, monkeypatch, capsys)
     assert {k: v for k, v in json.loads(again).items() if k != "steps_per_second"} == {
         k: v for k, v in summary.items() if k != "steps_per_second"
