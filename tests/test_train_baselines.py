@@ -173,6 +173,9 @@ def test_dopamine_atari_preprocessing(tmp_path):
     )
     kept = resolve(overrides={**overrides, "baselines.atari_preprocessing": "config"})
     assert agents.prepare_config(kept) == kept and kept.env.atari.size == (64, 64)
+    for agent in ("ambs", "dreamer", "lagrangian"):  # the loop and restore call it for every agent family
+        dreamer = resolve(overrides={**overrides, "agent": agent})
+        assert agents.prepare_config(dreamer) == dreamer and dreamer.env.atari.size == (64, 64)
 
 
 @pytest.mark.parametrize(

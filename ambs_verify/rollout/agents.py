@@ -98,9 +98,12 @@ def build_agent(config: Config):
 def prepare_config(config: Config) -> Config:
     """``config`` with dopamine's Atari preprocessing written into ``env.atari`` when it applies.
 
-    It applies to ``atari_*`` tasks with ``baselines.atari_preprocessing: dopamine``; labels and ``cost_val``
-    stay as configured. Anything else is returned unchanged.
+    It applies to the model-free baselines on ``atari_*`` tasks with ``baselines.atari_preprocessing: dopamine``;
+    labels and ``cost_val`` stay as configured. Anything else (DreamerV3 and AMBS agents included) is returned
+    unchanged.
     """
+    if config.agent not in BASELINE_AGENTS:  # DreamerV3 and AMBS keep their own env.atari settings (64x64 RGB)
+        return config
     if config.baselines.atari_preprocessing != "dopamine" or env_family(config.task) != "atari":
         return config
     from ..envs.dopamine_atari import DOPAMINE_ATARI_OPTIONS
