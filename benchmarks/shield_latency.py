@@ -31,8 +31,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ambs_verify.agents.agent import Agent
-from ambs_verify.agents.shield import ShieldConfig, shield_decision
-from ambs_verify.rollout.agents import size_config
+from ambs_verify.agents.shield import shield_decision
+from ambs_verify.config import resolve
+from ambs_verify.rollout.agents import shield_config, size_config
 
 from .common import fmt_range, fmt_seconds, main, on_gpu, row, smoke, time_adaptive, time_call
 
@@ -97,7 +98,8 @@ class _Size:
 
     def decide_fn(self, samples: int, horizon: int, unrolled: bool = False):
         agent = self.unrolled if unrolled else self.agent
-        shield = ShieldConfig(samples=samples, horizon=horizon)
+        paper = shield_config(resolve([], {"safety.cost_val": 10.0}))  # the paper's shield (defaults block), C = 10
+        shield = dataclasses.replace(paper, samples=samples, imag_horizon=horizon)
 
         def decide(wm_params, task_state, posterior, key):
             return shield_decision(shield, agent.wm, agent.task, wm_params, task_state, posterior, key)

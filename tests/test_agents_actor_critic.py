@@ -20,6 +20,7 @@ from ambs_verify.agents.config import OptimizerConfig
 from ambs_verify.rollout.agents import size_config
 
 AC = size_config("debug").actor_critic
+SLOW = {"slow_fraction": AC.slow_critic_fraction, "slow_update": AC.slow_critic_update}  # the config's
 
 
 def test_lambda_return_hand_computed():
@@ -115,8 +116,8 @@ def _toy_behaviour(discrete, act_dim):
     fast = OptimizerConfig(1e-3, 1e-5, 100.0)
     ac = dataclasses.replace(AC, actor_opt=fast, critic_opt=fast, imag_horizon=5)
     specs = (
-        CriticSpec("extr", "reward", "cont", ac.discount, 1.0, opt=fast),
-        CriticSpec("cost", "cost", "safe_cont", ac.discount, 0.0, members=2, opt=fast),
+        CriticSpec("extr", "reward", "cont", ac.discount, 1.0, opt=fast, **SLOW),
+        CriticSpec("cost", "cost", "safe_cont", ac.discount, 0.0, members=2, opt=fast, **SLOW),
     )
     return ImagActorCritic(ac, specs, ToyWorld(act_dim, discrete), act_dim, discrete, 10.0)
 
@@ -190,9 +191,9 @@ def test_safe_reward_scale_breaks_ties_between_equally_safe_actions():
     ac = dataclasses.replace(AC, actor_opt=fast, critic_opt=fast, imag_horizon=5)
     final = {}
     for scale in (0.0, 0.1):
-        specs = (CriticSpec("cost", "neg_cost", "cont", ac.discount, 1.0, opt=fast),)
+        specs = (CriticSpec("cost", "neg_cost", "cont", ac.discount, 1.0, opt=fast, **SLOW),)
         if scale:
-            specs += (CriticSpec("extr", "reward", "cont", ac.discount, scale, opt=fast),)
+            specs += (CriticSpec("extr", "reward", "cont", ac.discount, scale, opt=fast, **SLOW),)
         beh = ImagActorCritic(ac, specs, ToyWorld(3, True), 3, True, 10.0)
         state, update = beh.init(jax.random.PRNGKey(0)), jax.jit(beh.update)
         probs = []

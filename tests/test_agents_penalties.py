@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from test_agents_actor_critic import AC, ToyWorld, _start
+from test_agents_actor_critic import AC, SLOW, ToyWorld, _start
 
 from ambs_verify.agents import Agent
 from ambs_verify.agents.actor_critic import CriticSpec, ImagActorCritic
 from ambs_verify.agents.agent import task_critics, task_shaping
-from ambs_verify.agents.config import LagrangianConfig, OptimizerConfig, PenaltyConfig
+from ambs_verify.agents.config import OptimizerConfig
 from ambs_verify.agents.penalties import (
     Shaping,
     copt_weight,
@@ -26,6 +26,14 @@ from ambs_verify.agents.penalties import (
 )
 from ambs_verify.agents.shield import discounted_cost_to_go
 from ambs_verify.rollout.agents import size_config
+
+DEBUG = size_config("debug")
+OFF = task_shaping(DEBUG)  # no shaping, with the config's constants (C = 10, the paper's multipliers)
+
+
+def shaping(**switches) -> Shaping:
+    return dataclasses.replace(OFF, **switches)
+
 
 floats = st.floats(-50, 50, allow_nan=False, width=32)
 
@@ -101,8 +109,8 @@ def _risky_behaviour(shaping):
     fast = OptimizerConfig(1e-3, 1e-5, 100.0)
     ac = dataclasses.replace(AC, actor_opt=fast, critic_opt=fast, imag_horizon=5)
     specs = (
-        CriticSpec("extr", "reward", "cont", ac.discount, 1.0, opt=fast),
-        CriticSpec("cost", "cost", "cont", 0.9, 0.0, opt=fast),
+        CriticSpec("extr", "reward", "cont", ac.discount, 1.0, opt=fast, **SLOW),
+        CriticSpec("cost", "cost", "cont", 0.9, 0.0, opt=fast, **SLOW),
     )
     return ImagActorCritic(ac, specs, RiskyWorld(3, True), 3, True, 10.0, shaping=shaping)
 
@@ -120,7 +128,7 @@ def _train_risky(shaping, updates=120):
 def test_lagrangian_multiplier_moves_the_actor_update():
     """Same data, same key: the actor's gradient differs between two multiplier values (the Atari-paper version
     added the penalty to the loss as a constant, so its gradient did not depend on the multiplier)."""
-    beh = _risky_behaviour(Shaping(lagrangian=True, cost_threshold=0.0))
+    beh = _risky_behaviour(shaping(lagrangian=True, cost_threshold=0.0))
     state = beh.init(jax.random.PRNGKey(0))
     start = _start(3)
 
@@ -137,8 +145,8 @@ def test_lagrangian_multiplier_moves_the_actor_update():
 
 
 def test_lagrangian_steers_the_policy_away_from_cost():
-    plain_beh, plain, _ = _train_risky(Shaping())
-    lag_beh, lag, metrics = _train_risky(Shaping(lagrangian=True, cost_threshold=0.0))
+    plain_beh, plain, _ = _train_risky(OFF)
+    lag_beh, lag, metrics = _train_risky(shaping(lagrangian=True, cost_threshold=0.0))
     feat = jnp.zeros((1, 4))
     p_plain = float(jnp.exp(plain_beh.dist(plain["actor"], feat)["logits"])[0, 0])
     p_lag = float(jnp.exp(lag_beh.dist(lag["actor"], feat)["logits"])[0, 0])
@@ -149,14 +157,15 @@ def test_lagrangian_steers_the_policy_away_from_cost():
 
 
 def test_copt_weights_reported_in_range():
-    _, _, metrics = _train_risky(Shaping(copt=True, copt_threshold=0.5, cost_discount=0.9), updates=3)
+    _, _, metrics = _train_risky(shaping(copt=True, copt_threshold=0.5, cost_discount=0.9), updates=3)
     assert 0.0 <= float(metrics["copt_weight_mean"]) <= float(metrics["copt_weight_max"]) <= 1.0
 
 
 def test_shaping_needs_its_critics():
     with pytest.raises(ValueError, match="cost"):
         fast = OptimizerConfig(1e-3, 1e-5, 100.0)
-        ImagActorCritic(AC, (CriticSpec("extr", opt=fast),), RiskyWorld(3, True), 3, True, shaping=Shaping(copt=True))
+        extr = CriticSpec("extr", "reward", "cont", AC.discount, 1.0, opt=fast, **SLOW)
+        ImagActorCritic(AC, (extr,), RiskyWorld(3, True), 3, True, shaping=shaping(copt=True))
 
 
 # ------------------------------------------------------------------------------------------ learner level
@@ -173,7 +182,7 @@ def test_seed_flag_combination_trains():
     """``--penalty_coeff 0.8 --plpg True --normalise_ret False --penl_critic_type vfunction`` plus COPT."""
     cfg = size_config("debug")
     agent = _learner(
-        penalty=PenaltyConfig(penalty_coeff=0.8, plpg=True, copt=True),
+        penalty=dataclasses.replace(DEBUG.penalty, penalty_coeff=0.8, plpg=True, copt=True),
         actor_critic=dataclasses.replace(cfg.actor_critic, normalise_ret=False),
     )
     assert [c.name for c in agent.task.critics] == ["extr", "cost", "penl"]
@@ -190,23 +199,23 @@ def test_seed_flag_combination_trains():
 def test_penl_with_safety_critic_params_and_shaping_errors():
     s = size_config("debug").safety
     critics = task_critics(
-        size_config("debug").replace(penalty=PenaltyConfig(penalty_coeff=1.0, use_safety_critic_params=True))
+        DEBUG.replace(penalty=dataclasses.replace(DEBUG.penalty, penalty_coeff=1.0, use_safety_critic_params=True))
     )
     penl = critics[-1]
     assert (penl.cont, penl.discount, penl.opt) == ("safe_cont", s.discount, s.safety_critic_opt)
     unshielded = size_config("debug").replace(safety=dataclasses.replace(s, shielding=False))
     with pytest.raises(ValueError, match="plpg needs the safe policy"):
-        task_shaping(unshielded.replace(penalty=PenaltyConfig(plpg=True)))
+        task_shaping(unshielded.replace(penalty=dataclasses.replace(DEBUG.penalty, plpg=True)))
     no_boot = size_config("debug").replace(safety=dataclasses.replace(s, shield_bootstrap=False))
     with pytest.raises(ValueError, match="copt needs the cost critic"):
-        task_shaping(no_boot.replace(penalty=PenaltyConfig(copt=True)))
+        task_shaping(no_boot.replace(penalty=dataclasses.replace(DEBUG.penalty, copt=True)))
 
 
 def test_lagrangian_learner_state_and_step():
     s = size_config("debug").safety
     agent = _learner(
         safety=dataclasses.replace(s, shielding=False),
-        lagrangian=LagrangianConfig(enabled=True, cost_threshold=0.5),
+        lagrangian=dataclasses.replace(DEBUG.lagrangian, enabled=True, cost_threshold=0.5),
     )
     assert agent.safe is None
     cost = agent.task.critics[1]

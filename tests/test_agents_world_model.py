@@ -122,7 +122,7 @@ def _cycle_batch(rng, batch=8, length=12):
 @pytest.fixture(scope="module")
 def trained():
     # A higher learning rate than the reference's 1e-4, so the test learns in a few hundred updates.
-    wmc = dataclasses.replace(CFG.world_model, opt=OptimizerConfig(3e-3, 1e-8, 1000.0))
+    wmc = dataclasses.replace(CFG.world_model, model_opt=OptimizerConfig(3e-3, 1e-8, 1000.0))
     wm = WorldModel(wmc, {"vec": (PERIOD,)}, 2, 10.0)
     params = wm.init(jax.random.PRNGKey(0))
     opt = wm.init_opt(params)

@@ -242,22 +242,39 @@ def test_the_reference_spellings_are_aliases_of_the_blocks():
     assert Config.from_yaml(yaml.safe_dump(flat_old)).shield.samples == 7  # a config.yaml from before the blocks
 
 
-def test_the_dataclass_defaults_are_the_defaults_block():
-    """The agents' dataclasses still carry defaults of their own beside ``configs.yaml``'s ``defaults`` block (issue
-    17 leaves removing them for later); until then they must be the same numbers, field for field."""
-    from ambs_verify.agents.config import AgentConfig
+def test_the_agent_dataclasses_mirror_the_config_blocks():
+    """One source of defaults and one name per setting: the agents' config dataclasses declare no default, and each
+    one's fields are its ``configs.yaml`` block's keys, values carried over unchanged (``Cls(**block)``)."""
+    from ambs_verify.agents import config as A
     from ambs_verify.agents.shield import ShieldConfig
     from ambs_verify.rollout.agents import shield_config
 
-    defaults = resolve([], {"safety.cost_val": 10.0})  # the grid task's own C is 1; the dataclasses use the paper's
-    assert agent_config(defaults) == AgentConfig()
-    assert shield_config(defaults) == ShieldConfig()
+    classes = [getattr(A, name) for name in A.__all__ if isinstance(getattr(A, name), type)] + [ShieldConfig]
+    for cls in classes:
+        defaulted = [f.name for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING]
+        defaulted += [f.name for f in dataclasses.fields(cls) if f.default_factory is not dataclasses.MISSING]
+        assert not defaulted, f"{cls.__name__} declares defaults for {defaulted}; they belong in configs.yaml"
+    cfg = resolve(["quickstart"], {"retnorm.perclo": 7.0, "loss_scales.rep": 0.3, "penalty.sigmoid_scale": 4.0})
+    agent = dataclasses.asdict(agent_config(cfg))
+    keys = cfg.to_dict()
+    for block in ("rssm", "encoder", "decoder", "heads", "loss_scales", "model_opt"):
+        assert agent["world_model"][block] == keys[block], block
+    for block in ("actor", "critic", "retnorm", "actor_opt", "critic_opt", "loss_scales", "imag_horizon", "actent"):
+        assert agent["actor_critic"][block] == keys[block], block
+    resolved = {"safety": {"cost_val"}, "penalty": {"threshold_horizon"}, "lagrangian": {"enabled"}}
+    for block, given in resolved.items():
+        mirrored = {k: v for k, v in keys[block].items() if k not in given}
+        assert {k: v for k, v in agent[block].items() if k not in given} == mirrored, block
+    assert agent["penalty"]["threshold_horizon"] == cfg.shield.threshold_horizon
+    shield = dataclasses.asdict(shield_config(cfg))
+    assert {k: shield[k] for k in keys["shield"]} == keys["shield"]
+    assert shield["imag_horizon"] == cfg.imag_horizon and shield["shield_bootstrap"] == cfg.safety.shield_bootstrap
 
 
 def test_agent_config_mapping():
     cfg = resolve(["quickstart"], {"shielding": False, "horizon": 100.0, "jax.precision": "bfloat16"})
     agent = agent_config(cfg)
-    assert agent.world_model.rssm.deter == 64 and agent.world_model.head_units == 64
+    assert agent.world_model.rssm.deter == 64 and agent.world_model.heads.units == 64
     assert agent.world_model.decoder.vector_dist == "onehot"  # the grid observes its one-hot cell
     assert agent.actor_critic.horizon == 100.0 and agent.safety.shielding is False
     assert agent.safety.cost_val == 1.0  # the grid's own cost_val

@@ -1,6 +1,8 @@
 """The shield: cost-to-go against hand computation, p̂ against a slow per-trace reference on the same imagined
 states, override exactly when the rule says, with real (debug-size) modules."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,10 +18,17 @@ from ambs_verify.agents.shield import (
     shield_decision,
     violation_threshold,
 )
+from ambs_verify.config import resolve
 from ambs_verify.estimators import upper_bound
-from ambs_verify.rollout.agents import size_config
+from ambs_verify.rollout.agents import shield_config, size_config
 
 N_ENVS, OBS = 3, 36
+PAPER = shield_config(resolve([], {"safety.cost_val": 10.0}))  # the defaults block: the paper's shield, C = 10
+
+
+def shield(**changes) -> ShieldConfig:
+    """The paper's shield with ``changes`` (checked by ShieldConfig as a config's would be)."""
+    return dataclasses.replace(PAPER, **changes)
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +53,8 @@ def with_cost_bias(state, value: float):
 
 
 def test_violation_threshold_matches_the_paper():
-    assert violation_threshold(ShieldConfig()) == pytest.approx(10 * (1 - 1 / 333) ** 30)
-    assert violation_threshold(ShieldConfig()) == pytest.approx(9.1372, abs=1e-4)
+    assert violation_threshold(shield()) == pytest.approx(10 * (1 - 1 / 333) ** 30)
+    assert violation_threshold(shield()) == pytest.approx(9.1372, abs=1e-4)
 
 
 def test_discounted_cost_to_go_by_hand():
@@ -60,7 +69,7 @@ def test_discounted_cost_to_go_by_hand():
 
 def slow_reference(agent, state, post, config, key):
     """Per env, per trace, per step in Python on the same imagined states as the shield."""
-    ag, m, H = agent, config.samples, config.horizon
+    ag, m, H = agent, config.samples, config.imag_horizon
     starts = jax.tree.map(lambda x: jnp.repeat(x, m, axis=0), post)
     states, _ = ag.wm.imagine(state["wm"]["params"], ag.task.policy(state["task"]["actor"]), starts, H, key)
     feat = np.asarray(R.feat(states))
@@ -90,7 +99,7 @@ def test_p_hat_equals_slow_reference(agent, value, expected):
     # A predicted cost of 2 per step crosses C * gamma^T = 9.14 within 5 steps only on traces whose continue
     # head stays on, so p̂ lands strictly between 0 and 1 (the expected values pin that).
     state = with_cost_bias(state, value)
-    config = ShieldConfig(samples=8, horizon=5, cost_val=10.0)
+    config = shield(samples=8, imag_horizon=5, cost_val=10.0)
     key = jax.random.PRNGKey(3)
     out = shield_decision(config, ag.wm, ag.task, state["wm"]["params"], state["task"], post, key)
     np.testing.assert_allclose(np.asarray(out["p_hat"]), slow_reference(ag, state, post, config, key))
@@ -101,7 +110,7 @@ def test_p_hat_equals_slow_reference(agent, value, expected):
 def test_overrides_exactly_when_the_rule_says(agent):
     ag, state, post = agent
     key = jax.random.PRNGKey(4)
-    config = ShieldConfig(samples=16, horizon=5)
+    config = shield(samples=16, imag_horizon=5)
     safe = shield_decision(config, ag.wm, ag.task, state["wm"]["params"], state["task"], post, key)
     assert np.all(np.asarray(safe["p_hat"]) == 0) and not np.any(np.asarray(safe["override"]))
     # A cost head that predicts a violation (cost C = 10) at every imagined step: every trace violates.
@@ -117,7 +126,7 @@ def test_a_non_finite_model_is_judged_unsafe(agent, event):
     params = jax.tree.map(lambda x: x, state["wm"]["params"])
     params["cost"]["out"]["Dense_0"]["bias"] = jnp.full_like(params["cost"]["out"]["Dense_0"]["bias"], jnp.nan)
     broken = {**state, "wm": {**state["wm"], "params": params}}
-    config = ShieldConfig(samples=16, horizon=5, event=event)
+    config = shield(samples=16, imag_horizon=5, event=event)
     out = shield_decision(config, ag.wm, ag.task, params, broken["task"], post, jax.random.PRNGKey(4))
     assert np.all(np.asarray(out["p_hat"]) == 1) and np.all(np.asarray(out["override"]))
 
@@ -125,24 +134,24 @@ def test_a_non_finite_model_is_judged_unsafe(agent, event):
 def test_bound_rule_uses_the_certified_kl_bound(agent):
     ag, state, post = agent
     key = jax.random.PRNGKey(5)
-    config = ShieldConfig(samples=16, horizon=5, rule="bound", delta_safe=0.2, bound_delta=0.01)
+    config = shield(samples=16, imag_horizon=5, rule="bound", delta_safe=0.2, bound_delta=0.01)
     out = shield_decision(config, ag.wm, ag.task, state["wm"]["params"], state["task"], post, key)
     # k = 0 of 16: the KL upper bound is 1 - 0.01**(1/16) = 0.2501 > 0.2, so even p̂ = 0 overrides.
     np.testing.assert_allclose(np.asarray(out["bound"]), upper_bound(0, 16, 0.01, "kl"), atol=1e-6)
     assert np.all(np.asarray(out["override"]))
-    relaxed = ShieldConfig(samples=16, horizon=5, rule="bound", delta_safe=0.3, bound_delta=0.01)
+    relaxed = shield(samples=16, imag_horizon=5, rule="bound", delta_safe=0.3, bound_delta=0.01)
     out = shield_decision(relaxed, ag.wm, ag.task, state["wm"]["params"], state["task"], post, key)
     assert not np.any(np.asarray(out["override"]))
 
 
 def test_shield_is_one_jitted_call(agent):
     ag, state, post = agent
-    config = ShieldConfig(samples=32, horizon=4)
+    config = shield(samples=32, imag_horizon=4)
     fn = jax.jit(lambda s, p, k: shield_decision(config, ag.wm, ag.task, s["wm"]["params"], s["task"], p, k))
     out = fn(state, post, jax.random.PRNGKey(0))
     assert out["p_hat"].shape == (N_ENVS,)
     with pytest.raises(ValueError, match="accepted: estimate, bound"):
-        ShieldConfig(rule="vote")
+        shield(rule="vote")
 
 
 @pytest.mark.parametrize("value", [0.0, 0.3, 0.6, 10.0])
@@ -153,7 +162,7 @@ def test_within_event_counts_what_the_certificate_counts(agent, value):
     every live trace after 4 steps), 0.6 counts on every trace alive at step 1."""
     ag, state, post = agent
     state = with_cost_bias(state, value)
-    config = ShieldConfig(samples=8, horizon=5, threshold_horizon=7, cost_val=1.0, event="within")
+    config = shield(samples=8, imag_horizon=5, threshold_horizon=7, cost_val=1.0, event="within")
     key = jax.random.PRNGKey(6)
     out = shield_decision(config, ag.wm, ag.task, state["wm"]["params"], state["task"], post, key)
     counts = model_violation_counts(ag.wm, ag.task, state["wm"]["params"], state["task"], post, 8, 7, 1.0, key)
@@ -161,7 +170,7 @@ def test_within_event_counts_what_the_certificate_counts(agent, value):
     expected = 8 if value >= 0.5 else 0
     assert np.all(np.asarray(out["violations"]) == expected)
     discounted = shield_decision(
-        ShieldConfig(samples=8, horizon=7, threshold_horizon=7, cost_val=1.0),
+        shield(samples=8, imag_horizon=7, threshold_horizon=7, cost_val=1.0),
         ag.wm,
         ag.task,
         state["wm"]["params"],
@@ -175,7 +184,7 @@ def test_within_event_counts_what_the_certificate_counts(agent, value):
 
 def test_unknown_shield_event_is_rejected():
     with pytest.raises(ValueError, match="accepted: discounted, within"):
-        ShieldConfig(event="soon")
+        shield(event="soon")
 
 
 def test_ranked_candidates_start_with_the_plain_sample_and_are_distinct():
@@ -202,7 +211,7 @@ def test_candidates_execute_the_first_action_judged_safe(agent):
     dense["kernel"] = jax.random.normal(jax.random.PRNGKey(8), dense["kernel"].shape) * 3.0
     state = {**state, "wm": {**state["wm"], "params": params}}
     m, k = 16, 4
-    config = ShieldConfig(samples=m, horizon=3, threshold_horizon=3, cost_val=1.0, event="within", candidates=k)
+    config = shield(samples=m, imag_horizon=3, threshold_horizon=3, cost_val=1.0, event="within", candidates=k)
     key = jax.random.PRNGKey(9)
     out = shield_decision(config, ag.wm, ag.task, params, state["task"], post, key)
     k_traces, k_actions = jax.random.split(key)
@@ -224,7 +233,7 @@ def test_candidates_execute_the_first_action_judged_safe(agent):
 def test_zero_candidates_judge_the_policy_as_the_paper(agent):
     ag, state, post = agent
     out = shield_decision(
-        ShieldConfig(samples=8, horizon=3),
+        shield(samples=8, imag_horizon=3),
         ag.wm,
         ag.task,
         state["wm"]["params"],
@@ -234,4 +243,4 @@ def test_zero_candidates_judge_the_policy_as_the_paper(agent):
     )
     assert "action" not in out and "replaced" not in out
     with pytest.raises(ValueError, match="candidates must be >= 0"):
-        ShieldConfig(candidates=-1)
+        shield(candidates=-1)

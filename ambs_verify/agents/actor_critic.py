@@ -70,12 +70,12 @@ class Actor(nn.Module):
     @nn.compact
     def __call__(self, feat: jax.Array) -> dict[str, jax.Array]:
         c = self.config
-        x = MLP(c.actor_layers, c.actor_units, dtype=self.dtype, name="mlp")(feat)
+        x = MLP(c.actor.layers, c.actor.units, dtype=self.dtype, name="mlp")(feat)
         if self.discrete:
             logits = OutDense(self.act_dim, 1.0, dtype=self.dtype, name="out")(x)
-            return {"logits": D.unimix_logits(logits, c.unimix)}
+            return {"logits": D.unimix_logits(logits, c.actor.unimix)}
         out = OutDense(2 * self.act_dim, 1.0, dtype=self.dtype, name="out")(x)
-        mean, std = D.bounded_normal(out[..., : self.act_dim], out[..., self.act_dim :], c.minstd, c.maxstd)
+        mean, std = D.bounded_normal(out[..., : self.act_dim], out[..., self.act_dim :], c.actor.minstd, c.actor.maxstd)
         return {"mean": mean, "std": std}
 
 
@@ -88,8 +88,8 @@ class Critic(nn.Module):
     @nn.compact
     def __call__(self, feat: jax.Array) -> jax.Array:
         c = self.config
-        x = MLP(c.critic_layers, c.critic_units, dtype=self.dtype, name="mlp")(feat)
-        return OutDense(c.bins, 0.0, dtype=self.dtype, name="out")(x)
+        x = MLP(c.critic.layers, c.critic.units, dtype=self.dtype, name="mlp")(feat)
+        return OutDense(c.critic.bins, 0.0, dtype=self.dtype, name="out")(x)
 
 
 # ---------------------------------------------------------------------------------------------- functions
@@ -137,10 +137,10 @@ def retnorm_update(
     ``scale = max(1 / retnorm_max, high - low)``; everything stop-gradiented.
     """
     x = sg(ret).astype(jnp.float32).reshape(-1)
-    q = jnp.percentile(x, jnp.array([config.retnorm_low, config.retnorm_high], jnp.float32))
-    decay = config.retnorm_decay
+    q = jnp.percentile(x, jnp.array([config.retnorm.perclo, config.retnorm.perchi], jnp.float32))
+    decay = config.retnorm.decay
     new = decay * stats + (1.0 - decay) * q
-    scale = jnp.maximum(1.0 / config.retnorm_max, new[1] - new[0])
+    scale = jnp.maximum(1.0 / config.retnorm.max, new[1] - new[0])
     return new, new[0], scale
 
 
@@ -208,15 +208,16 @@ class CriticSpec:
     """
 
     name: str
-    reward: Literal["reward", "cost", "neg_cost"] = "reward"
-    cont: Literal["cont", "safe_cont"] = "cont"
-    discount: float = 1.0 - 1.0 / 333.0
-    scale: float = 1.0
+    reward: Literal["reward", "cost", "neg_cost"]
+    cont: Literal["cont", "safe_cont"]
+    discount: float
+    scale: float
     members: int = 1
-    reduction: Literal["min", "max", "mean"] = "min"
-    opt: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(3e-5, 1e-5, 100.0))
-    slow_fraction: float = 0.02
-    slow_update: int = 1
+    reduction: Literal["min", "max", "mean"] = "min"  # over members; a single critic has nothing to reduce
+    # the settings of the critic's config block (critic_opt or safety_critic_opt, slow_*), which hold their defaults
+    opt: OptimizerConfig = field(kw_only=True)
+    slow_fraction: float = field(kw_only=True)
+    slow_update: int = field(kw_only=True)
 
 
 class ImagActorCritic:
@@ -255,7 +256,7 @@ class ImagActorCritic:
     ) -> None:
         self.config = config
         self.critics = tuple(critics)
-        self.shaping = shaping = shaping or Shaping()
+        self.shaping = shaping = shaping or Shaping.none()
         names = {s.name for s in self.critics}
         if (shaping.copt or shaping.lagrangian) and "cost" not in names:
             raise ValueError("COPT and the Lagrangian penalty need a 'cost' critic")
@@ -271,7 +272,7 @@ class ImagActorCritic:
         self.actor_grad = grad
         self.actor_net = Actor(config, act_dim, discrete, dtype)
         self.critic_net = Critic(config, dtype)
-        self.bins = D.twohot_bins(config.bins)
+        self.bins = D.twohot_bins(config.critic.bins)
         self.actor_tx = make_optimizer(config.actor_opt)
         self.critic_tx = {s.name: make_optimizer(s.opt) for s in critics}
         self._jit_init = jax.jit(self._init)
@@ -471,7 +472,7 @@ class ImagActorCritic:
             loss = -actor_log_prob(dist, sg(traj["action"])) * sg(adv)
         ent = actor_entropy(dist)
         loss = (loss - c.actent * ent) * sg(traj["weight"][:-1])
-        loss = loss.mean() * c.actor_scale
+        loss = loss.mean() * c.loss_scales.actor
         metrics["actor_loss"] = loss
         metrics["actor_entropy"] = ent.mean()
         metrics["adv_mean"] = sg(jnp.asarray(adv)).mean()
@@ -498,8 +499,8 @@ class ImagActorCritic:
         slow_mean = sg(self.critic_values(slow, feat))
         nll = -D.twohot_log_prob(logits, sg(target)[None], self.bins)
         reg = -D.twohot_log_prob(logits, slow_mean, self.bins)
-        per_member = ((nll + c.slowreg * reg) * weight[None]).mean(axis=(1, 2))
-        loss = per_member.sum() * c.critic_scale
+        per_member = ((nll + c.loss_scales.slowreg * reg) * weight[None]).mean(axis=(1, 2))
+        loss = per_member.sum() * c.loss_scales.critic
         return loss, {f"{spec.name}_critic_loss": per_member.mean(), f"{spec.name}_critic_nll": nll.mean()}
 
     # ----------------------------------------------------------------------------------------- update

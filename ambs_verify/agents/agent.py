@@ -47,8 +47,7 @@ def _value_critic(name: str, reward: str, ac, scale: float = 1.0) -> CriticSpec:
         reward,
         "cont",
         ac.discount,
-        scale=scale,
-        members=1,
+        scale,
         opt=ac.critic_opt,
         slow_fraction=ac.slow_critic_fraction,
         slow_update=ac.slow_critic_update,
@@ -65,9 +64,9 @@ def _safety_critic(name: str, reward: str, cont: str, s, scale: float = 0.0, mem
         scale,
         members,
         s.twin_reduction,
-        s.safety_critic_opt,
-        s.slow_safety_critic_fraction,
-        s.slow_safety_critic_update,
+        opt=s.safety_critic_opt,
+        slow_fraction=s.slow_safety_critic_fraction,
+        slow_update=s.slow_safety_critic_update,
     )
 
 

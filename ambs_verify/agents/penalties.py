@@ -44,16 +44,23 @@ class Shaping:
     augmented-Lagrangian penalty on, with the initial multipliers and the growth rate ``penalty_pow``.
     """
 
-    plpg: bool = False
-    copt: bool = False
-    copt_scale: float = 10.0
-    copt_threshold: float = 9.137
-    cost_discount: float = 1.0 - 1.0 / 333.0
-    lagrangian: bool = False
-    lagrange_mult: float = 0.01
-    penalty_mult: float = 5e-9
-    penalty_pow: float = 1e-6
-    cost_threshold: float = 1.0
+    plpg: bool
+    copt: bool
+    copt_scale: float
+    copt_threshold: float
+    cost_discount: float
+    lagrangian: bool
+    lagrange_mult: float
+    penalty_mult: float
+    penalty_pow: float
+    cost_threshold: float
+
+    @classmethod
+    def none(cls) -> Shaping:
+        """No shaping (the safe behaviour's, and the task's without PLPG, COPT or the Lagrangian): every switch off,
+        so no constant is read. The constants of a shaped behaviour come from its config
+        (:func:`ambs_verify.agents.agent.task_shaping`)."""
+        return cls(False, False, 0.0, 0.0, 0.0, False, 0.0, 0.0, 0.0, 0.0)
 
     @property
     def active(self) -> bool:

@@ -65,27 +65,42 @@ EVENTS = ("discounted", "within")
 
 @dataclass(frozen=True)
 class ShieldConfig:
-    """Shield hyper-parameters with the paper's defaults (spec §12.1, Table 4)."""
+    """Shield hyper-parameters: the ``shield:`` block of ``configs.yaml`` (the only source of their defaults, the
+    paper's: spec §12.1, Table 4) plus four values the agent's config resolves, built by
+    :func:`ambs_verify.rollout.agents.shield_config`.
 
-    samples: int = 512  # m
-    horizon: int = 15  # H, imagined steps (the paper hard-wires imag_horizon; spec §14.1)
-    threshold_horizon: int = 30  # T in the violation threshold C * gamma_s^T
-    cost_val: float = 10.0  # C
-    discount: float = 1.0 - 1.0 / 333.0  # gamma_s
-    bootstrap: bool = True
-    eps: float = 0.01  # override when p_hat > eps (rule "estimate")
-    rule: Literal["estimate", "bound"] = "estimate"
-    delta_safe: float = 0.1  # override when the upper bound exceeds this (rule "bound")
-    bound_delta: float = 0.01  # the bound's failure probability
-    event: Literal["discounted", "within"] = "discounted"  # which traces count as violating (module doc, step 4)
-    candidates: int = 0  # 0: judge the policy (the paper); K: judge K candidate actions (module doc, step 6)
+    Attributes
+    ----------
+    samples : m, imagined traces per decision.
+    threshold_horizon : T in the violation threshold ``C * gamma_s^T`` (``event="within"``: the rollout length).
+    eps : override when ``p_hat > eps`` (rule ``"estimate"``).
+    rule : ``"estimate"`` (the paper) or ``"bound"`` (the KL upper bound against ``delta_safe``).
+    delta_safe, bound_delta : the bound rule's Δ and the bound's failure probability δ.
+    event : which traces count as violating (module doc, step 4).
+    candidates : 0 judges the policy (the paper); K judges K candidate actions (module doc, step 6).
+    imag_horizon : H, imagined steps of the ``"discounted"`` event (the paper hard-wires imag_horizon; §14.1).
+    cost_val, discount, shield_bootstrap : C, gamma_s and whether the twin cost critic bootstraps, from ``safety:``.
+    """
+
+    samples: int
+    threshold_horizon: int
+    eps: float
+    rule: Literal["estimate", "bound"]
+    delta_safe: float
+    bound_delta: float
+    event: Literal["discounted", "within"]
+    candidates: int
+    imag_horizon: int
+    cost_val: float
+    discount: float
+    shield_bootstrap: bool
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
             raise ValueError(f"unknown shield rule {self.rule!r}; accepted: {', '.join(RULES)}")
         if self.event not in EVENTS:
             raise ValueError(f"unknown shield event {self.event!r}; accepted: {', '.join(EVENTS)}")
-        if self.samples < 1 or self.horizon < 1:
+        if self.samples < 1 or self.imag_horizon < 1:
             raise ValueError("shield samples and horizon must be >= 1")
         if self.candidates < 0:
             raise ValueError("shield candidates must be >= 0 (0 judges the policy, as the paper does)")
@@ -141,17 +156,16 @@ def violating_traces(cost: jax.Array, cont: jax.Array, cost_val: float) -> jax.A
     return jnp.any(~(cost < 0.5 * cost_val) & ~(alive_before <= 0), axis=0)
 
 
-def _imagined_costs(config, wm, wm_params, policy, starts, first, key):
+def _imagined_costs(horizon: int, cost_val: float, wm, wm_params, policy, starts, first, key):
     """Clipped predicted costs and continue flags ``(H, M)`` of imagined states 1..H, and the features ``(M, F)``
     of state H, from ``starts (M, ...)``: the task policy acts at every step, or from state 1 on where ``first
     (M, A)`` gives each trace's first action. The heads run inside the scan, so only ``(H, M)`` scalars are kept
     (not the ``(H, M, bins)`` head logits and states of :func:`~ambs_verify.agents.rssm.imagine`, whose memory
     traffic dominated the shield's time); with ``first`` None the random stream is that of ``imagine``."""
-    horizon = config.threshold_horizon if config.event == "within" else config.horizon
 
     def heads(state):
         feat = R.feat(state)
-        cost = jnp.clip(wm.cost(wm_params, feat), 0.0, config.cost_val)
+        cost = jnp.clip(wm.cost(wm_params, feat), 0.0, cost_val)
         return cost, wm.cont(wm_params, feat).astype(cost.dtype)
 
     def step(state, k):
@@ -175,10 +189,11 @@ def _trace_outcomes(config, wm, task_behaviour, wm_params, task_state, starts, f
     None (every action sampled from the task policy) or ``(M, A)`` the first action of each trace; returns ``(M,)``
     bool."""
     policy = task_behaviour.policy(task_state["actor"])
-    cost, cont, last = _imagined_costs(config, wm, wm_params, policy, starts, first, key)
+    horizon = config.threshold_horizon if config.event == "within" else config.imag_horizon
+    cost, cont, last = _imagined_costs(horizon, config.cost_val, wm, wm_params, policy, starts, first, key)
     if config.event == "within":
         return violating_traces(cost, cont, config.cost_val)
-    if config.bootstrap and "cost" in task_state["critics"]:
+    if config.shield_bootstrap and "cost" in task_state["critics"]:
         boot = jnp.clip(task_behaviour.value(task_state, "cost", last), 0.0, config.cost_val)
     else:
         boot = jnp.zeros(last.shape[0], cost.dtype)
@@ -274,6 +289,7 @@ def model_violation_counts(
     """
     n_states = jax.tree.leaves(posterior)[0].shape[0]
     starts = jax.tree.map(lambda x: jnp.repeat(x, samples, axis=0), jax.lax.stop_gradient(posterior))
-    event = ShieldConfig(samples=samples, threshold_horizon=horizon, cost_val=cost_val, event="within")
-    violating = _trace_outcomes(event, wm, task_behaviour, wm_params, task_state, starts, None, key)
+    policy = task_behaviour.policy(task_state["actor"])
+    cost, cont, _ = _imagined_costs(horizon, cost_val, wm, wm_params, policy, starts, None, key)
+    violating = violating_traces(cost, cont, cost_val)
     return violating.reshape(n_states, samples).sum(axis=1).astype(jnp.int32)

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 
 from . import distributions as D
 from . import rssm as R
-from .config import EncoderConfig, WorldModelConfig
+from .config import DecoderConfig, EncoderConfig, WorldModelConfig
 from .nets import MLP, ConvDecoder, ConvEncoder, OutDense
 from .optim import make_optimizer, optimizer_step
 
@@ -81,7 +81,7 @@ class Decoder(nn.Module):
     vector keys -> ``(N, F_k)`` in symlog space.
     """
 
-    config: EncoderConfig
+    config: DecoderConfig
     image_shapes: tuple[tuple[str, tuple[int, ...]], ...]
     vector_shapes: tuple[tuple[str, tuple[int, ...]], ...]
     stages: int
@@ -168,7 +168,7 @@ class WorldModel:
             embed_dim += enc.mlp_units
         self.embed_dim = embed_dim
         self.feat_dim = config.rssm.deter + config.rssm.stoch * config.rssm.classes
-        self.bins = D.twohot_bins(config.bins)
+        self.bins = D.twohot_bins(config.heads.bins)
         self.encoder = Encoder(enc, self.image_keys, self.vector_keys, stages, dtype)
         self.rssm = R.RSSM(config.rssm, embed_dim, dtype)
         self.decoder = Decoder(
@@ -178,14 +178,14 @@ class WorldModel:
             stages,
             dtype,
         )
-        L, U = config.head_layers, config.head_units
+        L, U, bins = config.heads.layers, config.heads.units, config.heads.bins
         self.heads = {
-            "reward": _Head(L, U, config.bins, 0.0, dtype),
+            "reward": _Head(L, U, bins, 0.0, dtype),
             "cont": _Head(L, U, 1, 1.0, dtype),
-            "cost": _Head(L, U, config.bins, 0.0, dtype),
+            "cost": _Head(L, U, bins, 0.0, dtype),
             "safe_cont": _Head(L, U, 1, 1.0, dtype),
         }
-        self.tx = make_optimizer(config.opt)
+        self.tx = make_optimizer(config.model_opt)
         self._jit_init = jax.jit(self._init)
         self._jit_init_opt = jax.jit(self.tx.init)
 
@@ -360,18 +360,8 @@ class WorldModel:
         dyn, rep, kl = self.kl_losses(post["logit"], prior_logit)
         losses["dyn"] = dyn
         losses["rep"] = rep
-        scales = {
-            "image": c.image_scale,
-            "vector": c.vector_scale,
-            "reward": c.reward_scale,
-            "cont": c.cont_scale,
-            "cost": c.cost_scale,
-            "safe_cont": c.safe_cont_scale,
-            "dyn": c.dyn_scale,
-            "rep": c.rep_scale,
-        }
         means = {k: v.mean() for k, v in losses.items()}
-        total = sum(scales[k] * v for k, v in means.items())
+        total = sum(getattr(c.loss_scales, k) * v for k, v in means.items())  # loss_scales.<term>
         metrics = {f"{k}_loss": v for k, v in means.items()}
         metrics["model_loss"] = total
         metrics["model_kl"] = kl.mean()

@@ -204,15 +204,17 @@ def shield_config(config: Config):
     """
     if not config.safety.shielding:
         return None
+    from ..agents.config import build
     from ..agents.shield import ShieldConfig
 
     safety = _safety(config)
-    return ShieldConfig(
-        **config.shield.to_dict(),
-        horizon=config.imag_horizon,
+    return build(
+        ShieldConfig,
+        config.shield.to_dict(),
+        imag_horizon=config.imag_horizon,
         cost_val=safety.cost_val,
         discount=safety.discount,
-        bootstrap=safety.shield_bootstrap,
+        shield_bootstrap=safety.shield_bootstrap,
     )
 
 
@@ -237,94 +239,31 @@ def size_config(size: str, **changes):
 def agent_config(config: Config):
     """The :class:`ambs_verify.agents.config.AgentConfig` these keys describe (sizes, losses, optimisers, safety).
 
-    ``safety.cost_val`` null takes the task family's ``env.<family>.cost_val`` (1.0 for the grid's own default), so the
-    clip bound and the env's cost scale cannot drift apart (spec §14.7).
+    Every block is built by field name (:func:`ambs_verify.agents.config.build`); what the config leaves to be
+    resolved is given here: ``safety.cost_val`` null takes the task family's ``env.<family>.cost_val`` (1.0 for the
+    grid's own default), so the clip bound and the env's cost scale cannot drift apart (spec §14.7); COPT's T is the
+    shield's ``threshold_horizon``; ``lagrangian`` is on for ``--agent lagrangian``.
     """
     from ..agents import config as A
 
-    c = config
+    keys = config.to_dict()
     return A.AgentConfig(
-        world_model=_world_model(c),
-        actor_critic=_actor_critic(c),
-        safety=_safety(c),
-        penalty=A.PenaltyConfig(**c.penalty.to_dict(), threshold_horizon=c.shield.threshold_horizon),
-        lagrangian=A.LagrangianConfig(**c.lagrangian.to_dict(), enabled=c.agent == "lagrangian"),
-        compute_dtype=c.jax.precision,
-        batch_size=c.replay.batch_size,
-        batch_length=c.replay.batch_length,
+        world_model=A.build(A.WorldModelConfig, keys),
+        actor_critic=A.build(A.ActorCriticConfig, keys),
+        safety=_safety(config),
+        penalty=A.build(A.PenaltyConfig, keys["penalty"], threshold_horizon=config.shield.threshold_horizon),
+        lagrangian=A.build(A.LagrangianConfig, keys["lagrangian"], enabled=config.agent == "lagrangian"),
+        compute_dtype=config.jax.precision,
+        batch_size=config.replay.batch_size,
+        batch_length=config.replay.batch_length,
     )
 
 
-def _optimizer(block: Config):
-    from ..agents.config import OptimizerConfig
-
-    return OptimizerConfig(lr=block.lr, eps=block.eps, clip=block.clip)
-
-
-def _world_model(c: Config):
+def _safety(config: Config):
     from ..agents import config as A
 
-    ls, opt = c.loss_scales, _optimizer
-    return A.WorldModelConfig(
-        rssm=A.RSSMConfig(**c.rssm.to_dict()),
-        encoder=A.EncoderConfig(**c.encoder.to_dict()),
-        decoder=A.EncoderConfig(symlog_inputs=False, **c.decoder.to_dict()),
-        head_layers=c.heads.layers,
-        head_units=c.heads.units,
-        bins=c.heads.bins,
-        image_scale=ls.image,
-        vector_scale=ls.vector,
-        reward_scale=ls.reward,
-        cont_scale=ls.cont,
-        cost_scale=ls.cost,
-        safe_cont_scale=ls.safe_cont,
-        dyn_scale=ls.dyn,
-        rep_scale=ls.rep,
-        free_bits=c.free_bits,
-        opt=opt(c.model_opt),
-    )
-
-
-def _actor_critic(c: Config):
-    from ..agents import config as A
-
-    ls, opt = c.loss_scales, _optimizer
-    return A.ActorCriticConfig(
-        actor_layers=c.actor.layers,
-        actor_units=c.actor.units,
-        critic_layers=c.critic.layers,
-        critic_units=c.critic.units,
-        bins=c.critic.bins,
-        minstd=c.actor.minstd,
-        maxstd=c.actor.maxstd,
-        unimix=c.actor.unimix,
-        imag_horizon=c.imag_horizon,
-        horizon=c.horizon,
-        return_lambda=c.return_lambda,
-        slow_critic_fraction=c.slow_critic_fraction,
-        slow_critic_update=c.slow_critic_update,
-        slowreg=ls.slowreg,
-        retnorm_decay=c.retnorm.decay,
-        retnorm_max=c.retnorm.max,
-        retnorm_low=c.retnorm.perclo,
-        retnorm_high=c.retnorm.perchi,
-        actent=c.actent,
-        actor_scale=ls.actor,
-        critic_scale=ls.critic,
-        normalise_ret=c.normalise_ret,
-        actor_grad=c.actor_grad,
-        actor_opt=opt(c.actor_opt),
-        critic_opt=opt(c.critic_opt),
-    )
-
-
-def _safety(c: Config):
-    from ..agents import config as A
-
-    block = c.safety.to_dict()
-    env_cost = c.env[env_family(c.task)].get("cost_val")
-    if block["cost_val"] is None:  # C follows the task family's env cost (spec §14.7)
-        block["cost_val"] = env_cost if env_cost is not None else 1.0
-    block["cost_val"] = float(block["cost_val"])
-    block["safety_critic_opt"] = _optimizer(c.safety.safety_critic_opt)
-    return A.SafetyConfig(**block)
+    cost_val = config.safety.cost_val
+    if cost_val is None:  # C follows the task family's env cost (spec §14.7)
+        env_cost = config.env[env_family(config.task)].get("cost_val")
+        cost_val = env_cost if env_cost is not None else 1.0
+    return A.build(A.SafetyConfig, config.safety.to_dict(), cost_val=float(cost_val))
