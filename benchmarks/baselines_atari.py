@@ -31,10 +31,10 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from ambs_verify.agents.baselines import Learner, make_agent
+from ambs_verify.agents.baselines import Learner
 from ambs_verify.config import resolve
 from ambs_verify.envs.dopamine_atari import make_dopamine_atari
-from ambs_verify.rollout.agents import build_agent
+from ambs_verify.rollout.agents import build_agent, build_baseline_agent
 from ambs_verify.runs import RunDir
 from ambs_verify.trainers.loop import train
 
@@ -58,7 +58,7 @@ def _env_rate(steps: int) -> float:
 def bench_agent(name: str, warmup: int, steps: int) -> dict:
     """Time one agent's acting + learning loop on Seaquest (see the module docstring)."""
     env = make_dopamine_atari("seaquest")
-    agent = make_agent(name, min_replay_history=warmup)
+    agent = build_baseline_agent(resolve([], {"agent": name, "baselines.min_replay_history": warmup}))
     learner = Learner(agent, env.observation_space, env.action_space, num_envs=1, seed=0, replay_capacity=50_000)
     obs, _ = env.reset(seed=0)
 

@@ -19,15 +19,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ambs_verify.agents.baselines import (
-    DQNConfig,
-    IQNConfig,
-    Learner,
-    RainbowConfig,
-    make_agent,
-)
+from ambs_verify.agents.baselines import Learner, make_agent
+from ambs_verify.config import resolve
 from ambs_verify.envs.registry import make_env
 from ambs_verify.rollout.acting import evaluate, run_steps
+from ambs_verify.rollout.agents import baseline_settings
 from ambs_verify.rollout.driver import Driver
 from ambs_verify.trainers.learners import TransitionLearner
 
@@ -52,8 +48,14 @@ EVAL_EPISODES = 50
 MARGIN = 0.4
 
 
+def baseline(name: str, *configs: str, **changes):
+    """Agent ``name`` as configs.yaml's ``baselines`` block (after ``configs``) sets it, with ``changes``."""
+    settings = baseline_settings(resolve(list(configs), {"agent": name}))
+    return make_agent(name, **{**settings, **changes})
+
+
 def test_dopamine_defaults():
-    r, q, d = RainbowConfig(), IQNConfig(), DQNConfig()
+    r, q, d = (baseline(name).config for name in ("rainbow", "iqn", "dqn"))
     for c in (r, q, d):
         assert (c.gamma, c.min_replay_history, c.update_period, c.target_update_period) == (0.99, 20_000, 4, 8_000)
         assert (c.epsilon_train, c.epsilon_eval, c.epsilon_decay_period) == (0.01, 0.001, 250_000)
@@ -63,10 +65,10 @@ def test_dopamine_defaults():
     assert (q.learning_rate, q.adam_eps, q.update_horizon, q.kappa) == (5e-5, 3.125e-4, 3, 1.0)
     assert (q.num_tau_samples, q.num_tau_prime_samples, q.num_quantile_samples) == (64, 64, 32)
     assert (d.learning_rate, d.adam_eps, d.update_horizon, d.prioritized) == (6.25e-5, 1.5e-4, 1, False)
-    nature = DQNConfig.nature()
+    nature = baseline("dqn", "dqn_nature").config
     assert (nature.optimizer, nature.learning_rate, nature.target_update_period) == ("rmsprop", 2.5e-4, 10_000)
     with pytest.raises(ValueError, match="multiple"):
-        DQNConfig(target_update_period=10, update_period=4).validate()
+        baseline("dqn", target_update_period=10, update_period=4)
 
 
 GRID_OBS = gym.spaces.Box(0.0, 1.0, (36,), np.float32)
@@ -93,7 +95,7 @@ class EvalPolicy:
 
 
 def test_epsilon_schedule_and_vectorised_acting():
-    agent = make_agent("dqn", **{**SMALL, "min_replay_history": 100, "epsilon_decay_period": 1000})
+    agent = baseline("dqn", **{**SMALL, "min_replay_history": 100, "epsilon_decay_period": 1000})
     # dopamine: 1 during the 100 warm-up steps, then linear to 0.01 over 1000 steps, then flat.
     eps = [float(agent.epsilon(jnp.asarray(s))) for s in (0, 100, 600, 1100, 5000)]
     np.testing.assert_allclose(eps, [1.0, 1.0, 0.505, 0.01, 0.01], rtol=1e-6)
@@ -104,7 +106,7 @@ def test_epsilon_schedule_and_vectorised_acting():
     assert float(extras["epsilon"]) == 1.0
     _, same, _ = agent.eval_policy(obs, state, jax.random.key(2))
     assert int(same.env_steps) == 5  # eval acting does not count steps
-    rainbow = make_agent("rainbow", **SMALL)
+    rainbow = baseline("rainbow", **SMALL)
     assert float(rainbow.epsilon(jnp.asarray(0))) == 0.0  # NoisyNet exploration, ε = 0 (dopamine)
     # A lockstep driver's rows at episode ends get actions that are never executed: they do not count.
     _, state, _ = agent.policy(obs, state, jax.random.key(3), active=np.array([1, 0, 1, 0, 0], bool))
@@ -112,19 +114,19 @@ def test_epsilon_schedule_and_vectorised_acting():
 
 
 def test_auto_torso_follows_the_observation():
-    agent = make_agent("iqn", **{**SMALL, "torso": "auto"})
+    agent = baseline("iqn", **{**SMALL, "torso": "auto"})
     agent.init(jax.random.key(0), GRID_OBS, ACTIONS)
     assert agent.config.torso == "mlp"
     agent.init(jax.random.key(0), gym.spaces.Box(0, 255, (12, 12, 3), np.uint8), ACTIONS)
     assert agent.config.torso == "nature"
     with pytest.raises(ValueError, match="accepted: nature, mlp, auto"):
-        make_agent("dqn", torso="resnet")
+        baseline("dqn", torso="resnet")
 
 
 @pytest.mark.parametrize("name", ["dqn", "rainbow", "iqn"])
 def test_target_network_copied_exactly_every_period(name):
     # update period 2, target period 8 agent steps -> a copy after every 4th update, never in between.
-    agent = make_agent(name, **{**SMALL, "update_period": 2, "target_update_period": 8, "batch_size": 4})
+    agent = baseline(name, **{**SMALL, "update_period": 2, "target_update_period": 8, "batch_size": 4})
     state = agent.init(jax.random.key(0), GRID_OBS, ACTIONS)
     rng = np.random.default_rng(0)
     batch = {
@@ -153,7 +155,7 @@ def test_target_network_copied_exactly_every_period(name):
 def test_learner_update_schedule():
     # 2 envs, update period 4, learning once more than 10 transitions were added: after vector step s (2s agent
     # steps) updates are due at every multiple of 4 crossed, once add_count = 2s > 10, i.e. from s = 6 on.
-    agent = make_agent("dqn", **{**SMALL, "min_replay_history": 10, "update_period": 4, "target_update_period": 8})
+    agent = baseline("dqn", **{**SMALL, "min_replay_history": 10, "update_period": 4, "target_update_period": 8})
     learner = Learner(agent, GRID_OBS, ACTIONS, num_envs=2, seed=0, replay_capacity=256)
     envs = [make_env("grid"), make_env("grid")]
     _, updates, executed = drive(learner, envs, steps=40)
@@ -164,7 +166,7 @@ def test_learner_update_schedule():
 
 
 def test_learner_resume_continues_identically():
-    agent = make_agent("rainbow", **{**SMALL, "min_replay_history": 20, "update_period": 2, "target_update_period": 4})
+    agent = baseline("rainbow", **{**SMALL, "min_replay_history": 20, "update_period": 2, "target_update_period": 4})
     envs = [make_env("grid")]
     learner = Learner(agent, GRID_OBS, ACTIONS, seed=0, replay_capacity=128)
     drive(learner, envs, steps=40)
@@ -198,7 +200,7 @@ def random_return():
 @pytest.mark.parametrize("name", list(LEARNING))
 def test_agent_learns_grid(name, random_return):
     extra, steps, seeds = LEARNING[name]
-    agent = make_agent(name, **{**SMALL, **extra})
+    agent = baseline(name, **{**SMALL, **extra})
     scores = []
     for seed in seeds:
         env = make_env("grid")

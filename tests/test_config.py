@@ -246,10 +246,13 @@ def test_the_agent_dataclasses_mirror_the_config_blocks():
     """One source of defaults and one name per setting: the agents' config dataclasses declare no default, and each
     one's fields are its ``configs.yaml`` block's keys, values carried over unchanged (``Cls(**block)``)."""
     from ambs_verify.agents import config as A
+    from ambs_verify.agents.baselines import AGENTS
     from ambs_verify.agents.shield import ShieldConfig
-    from ambs_verify.rollout.agents import shield_config
+    from ambs_verify.rollout.agents import SHARED_KEYS, shield_config
 
+    baselines = {name: config_cls for name, (_, config_cls) in AGENTS.items()}
     classes = [getattr(A, name) for name in A.__all__ if isinstance(getattr(A, name), type)] + [ShieldConfig]
+    classes += list(baselines.values())
     for cls in classes:
         defaulted = [f.name for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING]
         defaulted += [f.name for f in dataclasses.fields(cls) if f.default_factory is not dataclasses.MISSING]
@@ -269,6 +272,9 @@ def test_the_agent_dataclasses_mirror_the_config_blocks():
     shield = dataclasses.asdict(shield_config(cfg))
     assert {k: shield[k] for k in keys["shield"]} == keys["shield"]
     assert shield["imag_horizon"] == cfg.imag_horizon and shield["shield_bootstrap"] == cfg.safety.shield_bootstrap
+    for name, config_cls in baselines.items():  # the shared baselines keys and the agent's own block
+        fields = {f.name for f in dataclasses.fields(config_cls)}
+        assert fields == set(SHARED_KEYS) | set(keys["baselines"][name]), name
 
 
 def test_agent_config_mapping():

@@ -45,33 +45,34 @@ TORSOS = ("nature", "mlp", "auto")
 
 @dataclass(frozen=True)
 class BaseConfig:
-    """Settings shared by the baselines; defaults are dopamine's Atari gin values (see each agent's module).
+    """Settings shared by the baselines; configs.yaml's ``baselines`` block holds their values
+    (dopamine's Atari gin values; see each agent's module).
 
     Sources: ``dopamine/jax/agents/{dqn,full_rainbow,implicit_quantile}/configs/*.gin`` (google/dopamine) and
     AMBS supplement Tables 6-7 (``reference/ambs_spec.md`` §9, §11.3).
     """
 
-    gamma: float = 0.99
-    update_horizon: int = 3
-    min_replay_history: int = 20_000  # agent steps before learning starts (and ε starts decaying)
-    update_period: int = 4  # agent steps per gradient update
-    target_update_period: int = 8_000  # agent steps per target-network copy
-    epsilon_train: float = 0.01
-    epsilon_eval: float = 0.001
-    epsilon_decay_period: int = 250_000  # agent steps
-    optimizer: str = "adam"  # "adam" or "rmsprop" (Nature DQN)
-    learning_rate: float = 6.25e-5
-    adam_eps: float = 1.5e-4
-    rmsprop_decay: float = 0.95
-    rmsprop_eps: float = 1e-5
-    rmsprop_centered: bool = True
-    batch_size: int = 32
-    replay_capacity: int = 1_000_000
-    reward_clip: float | None = 1.0  # dopamine clips rewards to [-1, 1] for learning
-    frame_stack: int = 4  # observations arrive stacked; replay stores one frame per step
-    torso: str = "nature"  # "nature" (pixels), "mlp" (vector observations) or "auto" (by the observation's rank)
-    mlp_units: tuple[int, ...] = (64, 64)
-    hidden: int = 512
+    gamma: float
+    update_horizon: int
+    min_replay_history: int  # agent steps before learning starts (and ε starts decaying)
+    update_period: int  # agent steps per gradient update
+    target_update_period: int  # agent steps per target-network copy
+    epsilon_train: float
+    epsilon_eval: float
+    epsilon_decay_period: int  # agent steps
+    optimizer: str  # "adam" or "rmsprop" (Nature DQN)
+    learning_rate: float
+    adam_eps: float
+    rmsprop_decay: float
+    rmsprop_eps: float
+    rmsprop_centered: bool
+    batch_size: int
+    replay_capacity: int
+    reward_clip: float | None  # dopamine clips rewards to [-1, 1] for learning
+    frame_stack: int  # observations arrive stacked; replay stores one frame per step
+    torso: str  # "nature" (pixels), "mlp" (vector observations) or "auto" (by the observation's rank)
+    mlp_units: tuple[int, ...]
+    hidden: int
 
     def validate(self) -> None:
         if self.update_period < 1 or self.target_update_period < 1:

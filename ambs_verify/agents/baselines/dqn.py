@@ -1,9 +1,10 @@
 """DQN (Mnih et al. 2015) as in dopamine's JAX agent, on the shared :class:`~.common.BaselineAgent` shell.
 
-Defaults are ``dopamine/jax/agents/dqn/configs/dqn.gin`` (google/dopamine): γ 0.99, update horizon 1, min replay
+configs.yaml's ``baselines`` block holds the values of
+``dopamine/jax/agents/dqn/configs/dqn.gin`` (google/dopamine): γ 0.99, update horizon 1, min replay
 history 20,000, update period 4, target update period 8,000, ε 1 → 0.01 over 250,000 agent steps (ε_eval 0.001),
 Adam lr 6.25e-5 eps 1.5e-4 (dopamine's JAX DQN uses Adam; the gin notes it beats Nature's RMSProp), replay
-capacity 1M, batch 32, uniform replay, Huber loss. :meth:`DQNConfig.nature` gives Mnih et al. (2015) instead, as
+capacity 1M, batch 32, uniform replay, Huber loss. The ``dqn_nature`` config block gives Mnih et al. (2015) instead, as
 dopamine's ``dopamine/agents/dqn/configs/dqn_nature.gin``: centred RMSProp lr 2.5e-4, decay 0.95, eps 1e-5; min
 replay history 50,000; target update period 10,000; ε 1 → 0.1 over 1M agent steps; ε_eval 0.05.
 """
@@ -26,37 +27,14 @@ __all__ = ["DQN", "DQNConfig"]
 class DQNConfig(BaseConfig):
     """DQN settings (dopamine ``dqn.gin``); see :class:`~.common.BaseConfig` for the shared fields."""
 
-    update_horizon: int = 1
-    learning_rate: float = 6.25e-5
-    adam_eps: float = 1.5e-4
-    huber_delta: float = 1.0
-    prioritized: bool = False  # uniform replay
-
-    @classmethod
-    def nature(cls, **changes) -> DQNConfig:
-        """Mnih et al. (2015) as dopamine's ``dqn_nature.gin`` (see the module docstring)."""
-        nature = {
-            "optimizer": "rmsprop",
-            "learning_rate": 2.5e-4,
-            "rmsprop_decay": 0.95,
-            "rmsprop_eps": 1e-5,
-            "rmsprop_centered": True,
-            "min_replay_history": 50_000,
-            "target_update_period": 10_000,
-            "epsilon_train": 0.1,
-            "epsilon_eval": 0.05,
-            "epsilon_decay_period": 1_000_000,
-        }
-        return cls(**{**nature, **changes})
+    huber_delta: float
+    prioritized: bool  # uniform replay
 
 
 class DQN(BaselineAgent):
     """DQN: Q-network ``(B, *obs) → (B, A)``, target ``r + γⁿ (1 − d) max_a' Q_target(s', a')``, Huber loss."""
 
     name = "dqn"
-
-    def __init__(self, config: DQNConfig | None = None) -> None:
-        super().__init__(config or DQNConfig())
 
     def build_network(self, num_actions: int) -> QNetwork:
         c = self.config

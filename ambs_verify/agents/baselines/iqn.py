@@ -1,6 +1,7 @@
 """Implicit Quantile Networks (Dabney et al. 2018) as dopamine's ``JaxImplicitQuantileAgent``.
 
-Defaults are ``dopamine/jax/agents/implicit_quantile/configs/implicit_quantile.gin`` (google/dopamine) = AMBS
+configs.yaml's ``baselines`` block holds the values of
+``dopamine/jax/agents/implicit_quantile/configs/implicit_quantile.gin`` (google/dopamine) = AMBS
 supplement Table 6: κ 1, N = N′ = 64 quantile fractions for the online and target distributions, K = 32 for
 acting and for choosing a* at s′, γ 0.99, update horizon 3, min replay history 20,000, update period 4, target
 update period 8,000, ε 1 → 0.01 over 250,000 agent steps (ε_eval 0.001), Adam lr 5e-5 eps 3.125e-4, uniform
@@ -26,16 +27,13 @@ __all__ = ["IQN", "IQNConfig"]
 class IQNConfig(BaseConfig):
     """IQN settings (dopamine ``implicit_quantile.gin``); see :class:`~.common.BaseConfig` for the shared fields."""
 
-    update_horizon: int = 3
-    learning_rate: float = 5e-5
-    adam_eps: float = 3.125e-4
-    kappa: float = 1.0
-    num_tau_samples: int = 64  # N
-    num_tau_prime_samples: int = 64  # N'
-    num_quantile_samples: int = 32  # K
-    quantile_embedding_dim: int = 64
-    double_dqn: bool = False
-    prioritized: bool = False  # uniform replay
+    kappa: float
+    num_tau_samples: int  # N
+    num_tau_prime_samples: int  # N'
+    num_quantile_samples: int  # K
+    quantile_embedding_dim: int
+    double_dqn: bool
+    prioritized: bool  # uniform replay
 
 
 def _quantiles_of(values: jax.Array, actions: jax.Array) -> jax.Array:
@@ -47,9 +45,6 @@ class IQN(BaselineAgent):
     """IQN; the network maps ``(B, *obs)`` and fractions ``(B, T)`` to quantile values ``(B, T, A)``."""
 
     name = "iqn"
-
-    def __init__(self, config: IQNConfig | None = None) -> None:
-        super().__init__(config or IQNConfig())
 
     def build_network(self, num_actions: int) -> IQNNetwork:
         c = self.config

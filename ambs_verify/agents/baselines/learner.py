@@ -33,12 +33,16 @@ AGENTS: dict[str, tuple[type[BaselineAgent], type]] = {
 }
 
 
-def make_agent(name: str, **overrides) -> BaselineAgent:
-    """``"dqn" | "rainbow" | "iqn"`` with config fields overridden by keyword (dopamine's defaults otherwise)."""
+def make_agent(name: str, **settings) -> BaselineAgent:
+    """``"dqn" | "rainbow" | "iqn"`` from every field of its config class.
+
+    The fields have no defaults here: configs.yaml's ``baselines`` block holds them, and
+    :func:`ambs_verify.rollout.agents.baseline_settings` reads them for an agent.
+    """
     if name not in AGENTS:
         raise ValueError(f"unknown baseline agent {name!r}; accepted: {', '.join(AGENTS)}")
     agent_cls, config_cls = AGENTS[name]
-    return agent_cls(config_cls(**overrides))
+    return agent_cls(config_cls(**settings))
 
 
 def make_replay(

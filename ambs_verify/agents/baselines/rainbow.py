@@ -4,7 +4,8 @@ C51 distributional RL (51 atoms on [−10, 10]), double Q-learning (online net p
 dueling head, NoisyNet exploration (ε forced to 0 while training, as dopamine's ``identity_epsilon``), n-step 3
 returns and proportional prioritized replay.
 
-Defaults are ``dopamine/jax/agents/full_rainbow/configs/full_rainbow.gin`` (google/dopamine) = AMBS supplement
+configs.yaml's ``baselines`` block holds the values of
+``dopamine/jax/agents/full_rainbow/configs/full_rainbow.gin`` (google/dopamine) = AMBS supplement
 Table 7: γ 0.99, update horizon 3, min replay history 20,000, update period 4, target update period 8,000,
 ε_train 0.01 / ε_eval 0.001 / decay 250,000 (unused while noisy), Adam lr 6.25e-5 eps 1.5e-4, ``noisy``,
 ``dueling``, ``double_dqn`` True, ``num_atoms`` 51, ``vmax`` 10 (``vmin`` = −vmax), prioritized replay of
@@ -32,31 +33,25 @@ __all__ = ["Rainbow", "RainbowConfig"]
 class RainbowConfig(BaseConfig):
     """Rainbow settings (dopamine ``full_rainbow.gin``); see :class:`~.common.BaseConfig` for the shared fields."""
 
-    update_horizon: int = 3
-    learning_rate: float = 6.25e-5
-    adam_eps: float = 1.5e-4
-    num_atoms: int = 51
-    v_max: float = 10.0
-    v_min: float | None = None  # None: −v_max
-    noisy: bool = True
-    noisy_sigma0: float = 0.5
-    dueling: bool = True
-    double_dqn: bool = True
-    prioritized: bool = True
-    priority_exponent: float = 0.5  # α: priority = (loss + 1e-10)^α
-    importance_exponent: float = 0.5  # β: weight = (N P(i))^−β / max over the batch
+    num_atoms: int
+    v_max: float
+    noisy: bool
+    dueling: bool
+    double_dqn: bool
+    prioritized: bool
+    priority_exponent: float  # α: priority = (loss + 1e-10)^α
+    importance_exponent: float  # β: weight = (N P(i))^−β / max over the batch
 
     def validate(self) -> None:
         super().validate()
         if self.num_atoms < 2:
             raise ValueError(f"num_atoms must be >= 2 (got {self.num_atoms})")
-        if self.v_max <= (self.v_min if self.v_min is not None else -self.v_max):
-            raise ValueError("v_max must exceed v_min")
+        if self.v_max <= 0:
+            raise ValueError(f"v_max must be > 0 (got {self.v_max}); the support is [-v_max, v_max]")
 
     @property
     def support(self) -> jax.Array:
-        v_min = self.v_min if self.v_min is not None else -self.v_max
-        return jnp.linspace(v_min, self.v_max, self.num_atoms)
+        return jnp.linspace(-self.v_max, self.v_max, self.num_atoms)
 
 
 class Rainbow(BaselineAgent):
@@ -64,8 +59,8 @@ class Rainbow(BaselineAgent):
 
     name = "rainbow"
 
-    def __init__(self, config: RainbowConfig | None = None) -> None:
-        super().__init__(config or RainbowConfig())
+    def __init__(self, config: RainbowConfig) -> None:
+        super().__init__(config)
         self.uses_noise = self.config.noisy
 
     def build_network(self, num_actions: int) -> C51Network:
