@@ -85,23 +85,29 @@ class RSSMConfig:
 
 
 @dataclass(frozen=True)
-class EncoderConfig:
-    """CNN (image keys, rank 3) and MLP (vector keys, rank 1) parts of the encoder.
+class ConvMLPConfig:
+    """CNN (image keys, rank 3) and MLP (vector keys, rank 1) parts of the encoder and of the decoder.
 
     The CNN has ``log2(image_size / minres)`` stride-2 stages of kernel 4 with depths ``cnn_depth * 2**i``; the
-    vector MLP has ``mlp_layers`` x ``mlp_units``; ``symlog_inputs`` applies symlog to vector inputs.
+    vector MLP has ``mlp_layers`` x ``mlp_units``.
     """
 
     cnn_depth: int
     minres: int
     mlp_layers: int
     mlp_units: int
+
+
+@dataclass(frozen=True)
+class EncoderConfig(ConvMLPConfig):
+    """The encoder's :class:`ConvMLPConfig`; ``symlog_inputs`` applies symlog to vector inputs."""
+
     symlog_inputs: bool
 
 
 @dataclass(frozen=True)
-class DecoderConfig:
-    """The decoder's mirror of the encoder, and how vector keys are reconstructed.
+class DecoderConfig(ConvMLPConfig):
+    """The decoder's :class:`ConvMLPConfig` (the encoder's mirror), and how vector keys are reconstructed.
 
     ``vector_dist``: ``"symlog_mse"`` (the paper: squared error in symlog space) or ``"onehot"`` (a categorical
     over the vector's entries, cross-entropy). For one-hot observations such as the grid's cell, symlog MSE barely
@@ -109,10 +115,6 @@ class DecoderConfig:
     the cell within a few hundred.
     """
 
-    cnn_depth: int
-    minres: int
-    mlp_layers: int
-    mlp_units: int
     vector_dist: Literal["symlog_mse", "onehot"]
 
 
