@@ -35,6 +35,7 @@ from ambs_verify.agents.baselines import Learner
 from ambs_verify.config import resolve
 from ambs_verify.envs.dopamine_atari import make_dopamine_atari
 from ambs_verify.rollout.agents import build_agent, build_baseline_agent
+from ambs_verify.rollout.driver import key_observation
 from ambs_verify.runs import RunDir
 from ambs_verify.trainers.loop import train
 
@@ -59,11 +60,15 @@ def bench_agent(name: str, warmup: int, steps: int) -> dict:
     """Time one agent's acting + learning loop on Seaquest (see the module docstring)."""
     env = make_dopamine_atari("seaquest")
     agent = build_baseline_agent(resolve([], {"agent": name, "baselines.min_replay_history": warmup}))
-    learner = Learner(agent, env.observation_space, env.action_space, num_envs=1, seed=0, replay_capacity=50_000)
+    space = key_observation(env.observation_space)
+    learner = Learner(agent, space, env.action_space, num_envs=1, seed=0, replay_capacity=50_000)
     obs, _ = env.reset(seed=0)
 
+    def act() -> np.ndarray:
+        return learner.act({agent.obs_key: obs[None]})
+
     start = time.perf_counter()
-    learner.act(obs[None])
+    act()
     jax.block_until_ready(learner.state)
     compile_act = time.perf_counter() - start
 
@@ -71,7 +76,7 @@ def bench_agent(name: str, warmup: int, steps: int) -> dict:
         nonlocal obs
         updates = 0
         for _ in range(n):
-            action = learner.act(obs[None])
+            action = act()
             nxt, reward, terminated, truncated, _ = env.step(int(action[0]))
             updates += len(learner.observe(obs[None], action, [reward], [terminated], [truncated], nxt[None]))
             obs = env.reset()[0] if terminated or truncated else nxt
@@ -88,7 +93,7 @@ def bench_agent(name: str, warmup: int, steps: int) -> dict:
     jax.block_until_ready(learner.state)
     elapsed = time.perf_counter() - start
 
-    act = time_call(lambda: learner.act(obs[None]), repeats=20)
+    act_s = time_call(act, repeats=20)
     update = time_call(lambda: jax.block_until_ready(learner.update()), repeats=5)
     batch = learner.replay.sample(agent.config.batch_size)
     for key in ("index", "probability"):
@@ -105,7 +110,7 @@ def bench_agent(name: str, warmup: int, steps: int) -> dict:
         "steps_per_s": steps / elapsed,
         "timed_steps": steps,
         "updates": updates,
-        "act_ms": 1e3 * act["median_s"],
+        "act_ms": 1e3 * act_s["median_s"],
         "update_ms": 1e3 * update["median_s"],
         "train_ms": 1e3 * train["median_s"],
         "train_gflop": flops / 1e9,

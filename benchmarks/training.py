@@ -56,6 +56,7 @@ def summarise(metrics: list[dict], steps: int, prefill: int = 0) -> dict:
 def train_and_evaluate(blocks: list[str], overrides: dict, episodes: int) -> dict:
     """Train ``--configs BLOCKS`` with ``overrides`` (a ``logdir`` among them) from scratch, then evaluate the
     deployed agent on ``episodes`` fresh episodes of the environment it trained on; the run's figures."""
+    from ambs_verify.agents.interface import bind
     from ambs_verify.config import env_options, resolve
     from ambs_verify.envs.registry import make_env
     from ambs_verify.rollout.acting import evaluate
@@ -66,10 +67,10 @@ def train_and_evaluate(blocks: list[str], overrides: dict, episodes: int) -> dic
     config = resolve(blocks, {"run.progress": False, **overrides})
     start = time.perf_counter()
     agent = build_agent(config)
-    train(config, agent)
+    result = train(config, agent)
     train_s = time.perf_counter() - start
     options = env_options(config)  # the environment the agent trained on, not the task's default
-    ev = evaluate(agent, lambda: make_env(config.task, **options), episodes, seed=EVAL_SEED)
+    ev = evaluate(bind(agent, result.state), lambda: make_env(config.task, **options), episodes, seed=EVAL_SEED)
     if config.agent in BASELINE_AGENTS:  # uniform random actions until the replay holds this many transitions
         prefill = config.baselines.min_replay_history
     else:

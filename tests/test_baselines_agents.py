@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from ambs_verify.agents.baselines import Learner, make_agent
+from ambs_verify.agents.interface import bind
 from ambs_verify.config import resolve
 from ambs_verify.envs.registry import make_env
 from ambs_verify.rollout.acting import evaluate, run_steps
@@ -71,7 +72,7 @@ def test_dopamine_defaults():
         baseline("dqn", target_update_period=10, update_period=4)
 
 
-GRID_OBS = gym.spaces.Box(0.0, 1.0, (36,), np.float32)
+GRID_OBS = gym.spaces.Dict({"vector": gym.spaces.Box(0.0, 1.0, (36,), np.float32)})
 ACTIONS = gym.spaces.Discrete(4)
 
 
@@ -79,19 +80,9 @@ def drive(learner: Learner, envs, steps: int, seed: int = 0) -> tuple[list, int,
     """Train ``learner`` on ``envs`` as the training loop does (the driver and the baselines' learner) for ``steps``
     executed env steps: the finished episodes, the updates run and the env steps executed."""
     updates = []
-    actor = TransitionLearner(learner, "vector", updates.append)
+    actor = TransitionLearner(learner, updates.append)
     episodes, executed = run_steps(actor.act, Driver(envs, seed=seed, onehot=False), steps, on_row=actor.observe)
     return episodes, len(updates), executed
-
-
-class EvalPolicy:
-    """A learner's evaluation policy (ε_eval, no NoisyNet noise) for :func:`evaluate`."""
-
-    def __init__(self, learner: Learner) -> None:
-        self.learner = learner
-
-    def policy(self, obs, carry, rng):
-        return self.learner.act(obs["vector"], eval_mode=True), carry, {}
 
 
 def test_epsilon_schedule_and_vectorised_acting():
@@ -100,24 +91,25 @@ def test_epsilon_schedule_and_vectorised_acting():
     eps = [float(agent.epsilon(jnp.asarray(s))) for s in (0, 100, 600, 1100, 5000)]
     np.testing.assert_allclose(eps, [1.0, 1.0, 0.505, 0.01, 0.01], rtol=1e-6)
     state = agent.init(jax.random.key(0), GRID_OBS, ACTIONS)
-    obs = jnp.zeros((5, 36))
-    actions, state, extras = agent.policy(obs, state, jax.random.key(1))
-    assert actions.shape == (5,) and actions.dtype == jnp.int32 and int(state.env_steps) == 5
-    assert float(extras["epsilon"]) == 1.0
-    _, same, _ = agent.eval_policy(obs, state, jax.random.key(2))
-    assert int(same.env_steps) == 5  # eval acting does not count steps
+    obs = {"vector": jnp.zeros((5, 36))}
+    actions, carry, extras = agent.policy(state, None, obs, jax.random.key(1), "explore")
+    assert actions.shape == (5,) and actions.dtype == jnp.int32 and carry is None
+    assert float(extras["epsilon"]) == 1.0  # ε follows state.env_steps, which acting leaves as it was
+    later = state.replace(env_steps=jnp.int32(600))
+    assert float(agent.policy(later, None, obs, jax.random.key(1), "explore")[2]["epsilon"]) == pytest.approx(0.505)
+    _, _, extras = agent.policy(state, None, obs, jax.random.key(2))
+    assert float(extras["epsilon"]) == pytest.approx(0.001)  # deployed: dopamine's eval mode, epsilon_eval
     rainbow = baseline("rainbow", **SMALL)
     assert float(rainbow.epsilon(jnp.asarray(0))) == 0.0  # NoisyNet exploration, ε = 0 (dopamine)
-    # A lockstep driver's rows at episode ends get actions that are never executed: they do not count.
-    _, state, _ = agent.policy(obs, state, jax.random.key(3), active=np.array([1, 0, 1, 0, 0], bool))
-    assert int(state.env_steps) == 7
+    with pytest.raises(ValueError, match="accepted: explore, deployed"):
+        agent.policy(state, None, obs, jax.random.key(3), "task")
 
 
 def test_auto_torso_follows_the_observation():
     agent = baseline("iqn", **{**SMALL, "torso": "auto"})
     agent.init(jax.random.key(0), GRID_OBS, ACTIONS)
     assert agent.config.torso == "mlp"
-    agent.init(jax.random.key(0), gym.spaces.Box(0, 255, (12, 12, 3), np.uint8), ACTIONS)
+    agent.init(jax.random.key(0), gym.spaces.Dict({"image": gym.spaces.Box(0, 255, (12, 12, 3), np.uint8)}), ACTIONS)
     assert agent.config.torso == "nature"
     with pytest.raises(ValueError, match="accepted: nature, mlp, auto"):
         baseline("dqn", torso="resnet")
@@ -162,7 +154,8 @@ def test_learner_update_schedule():
     # 20 vector steps; a transition is stored when the next observation arrives, so the 20th step's are pending
     expected = sum((2 * s) // 4 - (2 * s - 2) // 4 for s in range(1, 20) if 2 * s > 10)
     assert executed == 40 and updates == expected == 7
-    assert int(learner.state.env_steps) == 40 and int(learner.state.updates) == 7
+    # the agent's step counter (ε) counts the transitions stored: 38, the last step's two still pending
+    assert int(learner.state.env_steps) == learner.env_steps == 38 and int(learner.state.updates) == 7
 
 
 def test_learner_resume_continues_identically():
@@ -174,7 +167,7 @@ def test_learner_resume_continues_identically():
     first = drive(learner, [make_env("grid")], steps=30, seed=5)
     resumed = Learner(agent, GRID_OBS, ACTIONS, seed=1, replay_capacity=128)
     resumed.restore(jax.tree.map(jnp.asarray, saved[0]), saved[1], key=saved[2])
-    assert resumed.env_steps == 40
+    assert resumed.env_steps == 39  # 40 steps, the last transition pending
     second = drive(resumed, [make_env("grid")], steps=30, seed=5)
     assert [e.ret for e in first[0]] == [e.ret for e in second[0]] and first[1:] == second[1:]
     for a, b in zip(jax.tree.leaves(learner.state.params), jax.tree.leaves(resumed.state.params), strict=True):
@@ -204,9 +197,9 @@ def test_agent_learns_grid(name, random_return):
     scores = []
     for seed in seeds:
         env = make_env("grid")
-        learner = Learner(agent, env.observation_space, env.action_space, seed=seed, replay_capacity=20_000)
+        learner = Learner(agent, GRID_OBS, env.action_space, seed=seed, replay_capacity=20_000)
         _, updates, _ = drive(learner, [env], steps=steps, seed=seed)
-        ev = evaluate(EvalPolicy(learner), lambda: make_env("grid"), EVAL_EPISODES, seed=1000)
+        ev = evaluate(bind(agent, learner.state), lambda: make_env("grid"), EVAL_EPISODES, seed=1000)
         scores.append(ev.summary()["return"])
         print(f"{name}: {steps} steps, {updates} updates, seed {seed}: eval {scores[-1]:.2f} vs {random_return:.2f}")
     passed = sum(score >= random_return + MARGIN for score in scores)

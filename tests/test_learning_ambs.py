@@ -17,8 +17,8 @@ FACTOR = 0.5
 
 @pytest.mark.learning
 def test_ambs_safe_policy_violates_less_than_random(tmp_path):
-    agent, make_grid, layout = train_quickstart("ambs", SEED, STEPS, tmp_path / "run")
-    ev = evaluate(agent, make_grid, 32, seed=10_000, mode="safe")
+    safe, make_grid, layout = train_quickstart("ambs", SEED, STEPS, tmp_path / "run", mode="safe")
+    ev = evaluate(safe, make_grid, 32, seed=10_000)
     _, random_violations = layout.exact_episode_means(layout.uniform_policy())
     print(f"ambs seed {SEED}, {STEPS} steps: safe policy {ev.violations.mean():.2f} vs random {random_violations:.2f}")
     assert ev.violations.mean() <= FACTOR * random_violations

@@ -18,8 +18,8 @@ MARGIN = 0.3
 
 @pytest.mark.learning
 def test_dreamer_beats_the_random_policy(tmp_path):
-    agent, make_grid, layout = train_quickstart("dreamer", SEED, STEPS, tmp_path / "run")
-    ev = evaluate(agent, make_grid, 32, seed=10_000)
+    policy, make_grid, layout = train_quickstart("dreamer", SEED, STEPS, tmp_path / "run")
+    ev = evaluate(policy, make_grid, 32, seed=10_000)
     random_return, _ = layout.exact_episode_means(layout.uniform_policy())
     print(f"dreamer seed {SEED}, {STEPS} steps: return {ev.returns.mean():.3f} vs random {random_return:.3f}")
     assert ev.returns.mean() >= random_return + MARGIN

@@ -18,24 +18,27 @@ from ambs_verify.trainers import loop
 class TabularAgent:
     """Q-learning on one-hot grid observations, trained on replay sequences; epsilon-greedy with a p̂-like extra.
 
-    ``state`` is one pytree (table, an Adam-like moment, an update counter) so checkpoints cover it all.
+    It implements the agent interface (``ambs_verify.agents.interface``); its state is one pytree (table, an
+    Adam-like moment, an update counter) so checkpoints cover it all.
     """
+
+    modes = ("explore", "deployed")
 
     def __init__(self, lr: float = 0.5, eps: float = 0.3):
         self.lr, self.eps = lr, eps
-        self.state = None
         self.policy_calls = 0
 
     def init(self, rng, obs_space, act_space):
         size = obs_space["vector"].shape[0]
         q = 0.01 * jax.random.normal(rng, (size, act_space.n))
-        self.state = {"q": q, "moment": jnp.zeros_like(q), "count": jnp.zeros((), jnp.int32)}
         self._update = jax.jit(self._update_fn)
+        return {"q": q, "moment": jnp.zeros_like(q), "count": jnp.zeros((), jnp.int32)}
 
-    def policy(self, obs, carry, rng):
+    def policy(self, state, carry, obs, rng, mode="deployed"):
+        assert mode == "explore"  # the loop acts in the learning mode
         self.policy_calls += 1
         k1, k2 = jax.random.split(rng)
-        values = obs["vector"] @ np.asarray(self.state["q"])
+        values = obs["vector"] @ np.asarray(state["q"])
         greedy = values.argmax(-1)
         n = values.shape[0]
         explore = np.asarray(jax.random.uniform(k1, (n,))) < self.eps
@@ -94,8 +97,8 @@ def _metrics_without_time(run: RunDir):
     return out
 
 
-def _final_state(run: RunDir, agent_template):
-    ck = Checkpointer(run.checkpoints_dir).restore(target={"agent": agent_template.state, "key": jax.random.PRNGKey(0)})
+def _final_state(run: RunDir, state_template):
+    ck = Checkpointer(run.checkpoints_dir).restore(target={"agent": state_template, "key": jax.random.PRNGKey(0)})
     return ck
 
 
@@ -108,7 +111,7 @@ def uninterrupted(tmp_path_factory):
 
 
 def test_fresh_run_writes_run_directory(uninterrupted):
-    tmp, agent, result = uninterrupted
+    tmp, _, result = uninterrupted
     run = RunDir(tmp / "straight")
     assert result.step == 600 and result.resumed_from is None and not result.interrupted
     # updates = floor((600 - train_start) * 8 / 32); the prefill ends at step 60 (3 envs x 20 rows)
@@ -131,28 +134,27 @@ def test_fresh_run_writes_run_directory(uninterrupted):
     steps = [r["step"] for r in records if "train/updates" in r]
     assert steps == sorted(set(steps))
     assert list(tmp.joinpath("straight").glob("events.out.tfevents.*"))
-    assert int(np.asarray(agent.state["count"])) == result.updates
+    assert int(np.asarray(result.state["count"])) == result.updates
 
 
 def test_resume_equals_uninterrupted_run(uninterrupted, tmp_path):
-    tmp, straight_agent, straight = uninterrupted
+    tmp, _, straight = uninterrupted
     first = loop.train(_config(tmp_path, "split", **{"run.steps": 300}), TabularAgent())
     assert first.step == 300
-    resumed_agent = TabularAgent()
-    second = loop.train(_config(tmp_path, "split"), resumed_agent)
+    second = loop.train(_config(tmp_path, "split"), TabularAgent())
     assert second.resumed_from == 300 and second.step == 600
     assert second.updates == straight.updates and second.episodes == straight.episodes
     for name in ("q", "moment", "count"):
-        np.testing.assert_array_equal(np.asarray(resumed_agent.state[name]), np.asarray(straight_agent.state[name]))
+        np.testing.assert_array_equal(np.asarray(second.state[name]), np.asarray(straight.state[name]))
     a, b = RunDir(tmp / "straight"), RunDir(tmp_path / "split")
     assert _metrics_without_time(a) == _metrics_without_time(b)
-    ck_a, ck_b = _final_state(a, straight_agent), _final_state(b, resumed_agent)
+    ck_a, ck_b = _final_state(a, straight.state), _final_state(b, second.state)
     assert ck_a.metadata["sampler"] == ck_b.metadata["sampler"]
     np.testing.assert_array_equal(np.asarray(ck_a.tree["key"]), np.asarray(ck_b.tree["key"]))
 
 
 def test_corrupted_latest_checkpoint_falls_back_to_the_previous_one(uninterrupted, tmp_path):
-    tmp, straight_agent, straight = uninterrupted
+    tmp, _, straight = uninterrupted
     loop.train(_config(tmp_path, "corrupt", **{"run.steps": 300}), TabularAgent())
     run = RunDir(tmp_path / "corrupt")
     assert run.checkpoint_steps() == [150, 300]
@@ -168,7 +170,7 @@ def test_corrupted_latest_checkpoint_falls_back_to_the_previous_one(uninterrupte
     assert result.resumed_from == 150 and result.step == 600
     # Resuming from the older checkpoint (its replay head, sampler and key) reproduces the uninterrupted run.
     assert result.updates == straight.updates and result.episodes == straight.episodes
-    np.testing.assert_array_equal(np.asarray(agent.state["q"]), np.asarray(straight_agent.state["q"]))
+    np.testing.assert_array_equal(np.asarray(result.state["q"]), np.asarray(straight.state["q"]))
     assert _metrics_without_time(run) == _metrics_without_time(RunDir(tmp / "straight"))
     Checkpointer(run.checkpoints_dir).verify(300)  # re-written when training passed step 300 again
 
@@ -198,13 +200,13 @@ def test_ctrl_c_saves_and_returns(tmp_path, monkeypatch):
     agent = TabularAgent()
     original = agent.policy
 
-    def interrupting(obs, carry, rng):
+    def interrupting(state, carry, obs, rng, mode):
         if agent.policy_calls == 5:
             import os
             import signal
 
             os.kill(os.getpid(), signal.SIGINT)
-        return original(obs, carry, rng)
+        return original(state, carry, obs, rng, mode)
 
     agent.policy = interrupting
     config = _config(tmp_path, "ctrlc", **{"run.train_fill": 30})

@@ -1,10 +1,10 @@
 """The trainer-facing DreamerV3 / AMBS agent: shielded acting plus the jitted learner update.
 
-It implements the agent interface of :mod:`ambs_verify.trainers.learners` (``init``, ``state``, ``policy``,
-``train``). Acting is one jitted call per environment step for all ``N`` environments: posterior update, task
-action, safe action, the shield's decision (:func:`~ambs_verify.agents.shield.shield_decision`) and the executed
-action, which is fed back into the recurrent carry (spec §4.3 step 7). With ``shield=None`` (or a learner
-without a safe behaviour) it is plain DreamerV3: the unshielded baseline.
+It implements the agent interface of :mod:`.interface` (``init``, ``policy``, ``train``). Acting is one jitted
+call per environment step for all ``N`` environments: posterior update, task action, safe action, the shield's
+decision (:func:`~ambs_verify.agents.shield.shield_decision`) and the executed action, which is fed back into the
+recurrent carry (spec §4.3 step 7). With ``shield=None`` (or a learner without a safe behaviour) it is plain
+DreamerV3: the unshielded baseline.
 
 The policy's extras are returned for the step they were computed for: ``p_hat``, ``bound`` and ``override``.
 """
@@ -21,11 +21,10 @@ import numpy as np
 from . import rssm as R
 from .agent import Agent
 from .config import AgentConfig
+from .interface import DEPLOYED, EXPLORE, check_mode
 from .shield import ShieldConfig, shield_decision
 
-__all__ = ["ACTING_MODES", "DreamerAgent"]
-
-ACTING_MODES = ("shielded", "task", "safe")
+__all__ = ["DreamerAgent"]
 
 
 class DreamerAgent:
@@ -44,13 +43,18 @@ class DreamerAgent:
             raise ValueError("a shield needs the safe policy: set shielding True in the agent config")
         self.config = config
         self.shield = shield
-        self.state: dict | None = None
         self.learner: Agent | None = None
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """``explore`` and ``deployed`` (both: the task policy under the shield, when there is one), ``task`` (the
+        task policy alone: certificates audit its own rollouts) and, with a safe policy, ``safe``."""
+        return (EXPLORE, DEPLOYED, "task", *(("safe",) if self.config.safety.shielding else ()))
 
     # ------------------------------------------------------------------------------------------- setup
 
     def init(self, rng: jax.Array, obs_space: gym.spaces.Dict, act_space: gym.Space) -> dict:
-        """Build the learner for these spaces and its initial state (also stored as ``self.state``)."""
+        """Build the learner for these spaces; its initial state."""
         shapes = {key: tuple(space.shape) for key, space in obs_space.spaces.items()}
         if isinstance(act_space, gym.spaces.Discrete):
             act_dim, discrete = int(act_space.n), True
@@ -60,10 +64,9 @@ class DreamerAgent:
             raise ValueError(f"unsupported action space {act_space}; accepted: Discrete or a 1-D Box")
         self.obs_keys = tuple(shapes)
         self.learner = Agent(self.config, shapes, act_dim, discrete)
-        self.state = self.learner.init(rng)
         self._train = self.learner.jit_train_step()
         self._act = jax.jit(self._act_fn, static_argnames="mode")
-        return self.state
+        return self.learner.init(rng)
 
     # ------------------------------------------------------------------------------------------ acting
 
@@ -74,7 +77,7 @@ class DreamerAgent:
         obs: Mapping[str, jax.Array],
         is_first: jax.Array,
         key: jax.Array,
-        mode: str = "shielded",
+        mode: str,
     ) -> tuple[jax.Array, dict, dict[str, jax.Array]]:
         learner = self.learner
         k_obs, k_task, k_safe, k_shield = jax.random.split(key, 4)
@@ -85,7 +88,7 @@ class DreamerAgent:
             action = learner.safe.act(state["safe"]["actor"], feat, k_safe)
             return action, {"latent": post, "action": action}, extras
         action = learner.task.act(state["task"]["actor"], feat, k_task)
-        if self.shield is not None and mode == "shielded":
+        if self.shield is not None and mode != "task":
             safe_action = learner.safe.act(state["safe"]["actor"], feat, k_safe)
             decision = shield_decision(
                 self.shield, learner.wm, learner.task, state["wm"]["params"], state["task"], post, k_shield
@@ -94,32 +97,23 @@ class DreamerAgent:
             extras = {k: decision[k] for k in ("p_hat", "bound", "override", "replaced") if k in decision}
         return action, {"latent": post, "action": action}, extras
 
-    def policy(self, obs: Mapping[str, np.ndarray], carry: dict | None, rng: jax.Array, mode: str = "shielded"):
+    def policy(
+        self, state: dict, carry: dict | None, obs: Mapping[str, np.ndarray], rng: jax.Array, mode: str = DEPLOYED
+    ):
         """Actions ``(N, A)`` (one-hot for discrete spaces) for the current observations of ``N`` envs.
 
-        The carry is ``{"latent": posterior at these observations, "action": executed action}`` (both ``(N, ...)``).
-        ``mode``: ``"shielded"`` (the deployed agent: the task policy under the shield, when there is one),
-        ``"task"`` (the task policy alone: certificates audit its own rollouts) or ``"safe"`` (the safe policy
-        alone).
+        The carry is ``{"latent": posterior at these observations, "action": executed action}`` (both ``(N, ...)``;
+        None starts from the learned initial state). ``mode``: one of :attr:`modes`.
         """
-        if mode not in ACTING_MODES:
-            raise ValueError(f"unknown acting mode {mode!r}; accepted: {', '.join(ACTING_MODES)}")
-        if mode == "safe" and self.learner.safe is None:
-            raise ValueError("this agent has no safe policy (only --agent ambs trains one)")
+        check_mode(self.modes, mode)
         n = len(obs["is_first"])
         if carry is None:
-            carry = self.learner.initial_carry(self.state, n)
+            carry = self.learner.initial_carry(state, n)
         inputs = {k: jnp.asarray(obs[k]) for k in self.obs_keys}
-        action, carry, extras = self._act(self.state, carry, inputs, jnp.asarray(obs["is_first"]), rng, mode)
+        # explore and deployed act alike: one compiled function for both
+        mode = DEPLOYED if mode == EXPLORE else mode
+        action, carry, extras = self._act(state, carry, inputs, jnp.asarray(obs["is_first"]), rng, mode)
         return np.asarray(action), carry, {k: np.asarray(v) for k, v in extras.items()}
-
-    def task_policy(self, obs: Mapping[str, np.ndarray], carry: dict | None, rng: jax.Array):
-        """:meth:`policy` without the shield (the task policy the shield judges)."""
-        return self.policy(obs, carry, rng, mode="task")
-
-    def safe_policy(self, obs: Mapping[str, np.ndarray], carry: dict | None, rng: jax.Array):
-        """:meth:`policy` with the safe policy alone (what the shield hands control to)."""
-        return self.policy(obs, carry, rng, mode="safe")
 
     # ---------------------------------------------------------------------------------------- learning
 

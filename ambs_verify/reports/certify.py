@@ -239,14 +239,14 @@ def select_checkpoints(available: list[int], which: list[str]) -> list[int]:
 # --------------------------------------------------------------------------------------------- sections
 
 
-def _model_section(agent, states: list, options: CertifyOptions, delta: float, key) -> ModelLevel:
+def _model_section(restored, states: list, options: CertifyOptions, delta: float, key) -> ModelLevel:
     import jax
 
     from ..agents.shield import model_violation_counts
     from ..rollout.acting import stack_trees
 
-    learner = agent.learner
-    cost_val = float(agent.config.safety.cost_val)
+    learner = restored.agent.learner
+    cost_val = float(restored.agent.config.safety.cost_val)
     fn = jax.jit(
         lambda state, post, k: model_violation_counts(
             learner.wm,
@@ -264,7 +264,7 @@ def _model_section(agent, states: list, options: CertifyOptions, delta: float, k
     counts = []
     for start in range(0, len(states), chunk):
         batch = stack_trees([s.posterior for s in states[start : start + chunk]])
-        counts.append(np.asarray(fn(agent.state, batch, jax.random.fold_in(key, start))))
+        counts.append(np.asarray(fn(restored.state, batch, jax.random.fold_in(key, start))))
     k = np.concatenate(counts) if counts else np.zeros(0, int)
     spec = options.spec
     return ModelLevel.from_counts(k, options.samples, delta, options.method, spec.horizon, spec.p_max)
@@ -325,16 +325,16 @@ def certify_checkpoint(run_path: str | Path, step: int, options: CertifyOptions,
     if step not in run.checkpoint_steps():
         raise CertifyError(f"checkpoint {step} does not exist; accepted: {run.checkpoint_steps()}")
     restored = restore_agent(run.path, step)
-    agent, config = restored.agent, restored.config
+    config = restored.config
     shares = options.shares
     k_eval, k_model, k_audit = jax.random.split(jax.random.PRNGKey(options.seed), 3)
 
     shown = (lambda done, total: progress(done, total, "evaluation episodes")) if progress else None
     envs = [restored.make_env() for _ in range(options.episodes)]
-    episodes, labels, states = run_episodes(agent.policy, envs, options.seed, k_eval, options.states, shown)
+    episodes, labels, states = run_episodes(restored.policy(), envs, options.seed, k_eval, options.states, shown)
     spec = options.spec
     if restored.has_model:
-        model = _model_section(agent, states, options, shares["model"], k_model)
+        model = _model_section(restored, states, options, shares["model"], k_model)
     else:
         why = f"agent {config.agent!r} has no world model to sample traces from"
         model = ModelLevel(shares["model"], spec.horizon, options.samples, options.method, spec.p_max, reason=why)
@@ -349,7 +349,7 @@ def _audits(restored, states: list, model: ModelLevel, options: CertifyOptions, 
     doc, steps 4 to 6): ``(ShieldAudit, DeployedAudit)``."""
     from ..rollout.acting import restored_rollouts
 
-    agent, shares, task = restored.agent, options.shares, restored.config.task
+    shares, task = options.shares, restored.config.task
     h, p_max, seed = options.spec.horizon, options.spec.p_max, options.seed
     rule = _rollouts_rule(options)
     index = audit_sample(len(states), options.audit_states, seed)
@@ -367,18 +367,19 @@ def _audits(restored, states: list, model: ModelLevel, options: CertifyOptions, 
     rollouts = options.rollouts or auto_rollouts(p_max, options.deployed_delta_upper(len(index)))
 
     def violations(policy, stream: int):
-        return restored_rollouts(policy, restored.make_env, agent.obs_keys, audited, rollouts, h, seed, stream, key)
+        return restored_rollouts(policy, restored.make_env, restored.obs_keys, audited, rollouts, h, seed, stream, key)
 
     if progress:
         progress(0, 2, "audit rollouts")
-    k_dep, override = violations(agent.policy, 1)
+    k_dep, override = violations(restored.policy(), 1)
+    name = _policy_name(restored.agent)
     deployed = DeployedAudit.from_counts(
-        k_dep, index, rollouts, shares["deployed"], h, p_max, rule, override_rate=override, policy=_policy_name(agent)
+        k_dep, index, rollouts, shares["deployed"], h, p_max, rule, override_rate=override, policy=name
     )
     if progress:
         progress(1, 2, "audit rollouts")
     if restored.has_model:
-        k_task, _ = violations(agent.task_policy, 0)
+        k_task, _ = violations(restored.policy("task"), 0)
         k_model = np.atleast_1d(model.bound.k).astype(int)[index]
         audit = ShieldAudit.from_counts(k_task, k_model, options.samples, index, rollouts, shares["audit"], h, p_max)
     else:

@@ -14,7 +14,6 @@ learning tests, the benchmarks, ``certify`` and ``envs check``:
 
 from __future__ import annotations
 
-import functools
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -188,22 +187,18 @@ class Evaluation:
         }
 
 
-def evaluate(
-    agent: Any, make_env: Callable[[], Any], episodes: int, seed: int = 0, mode: str | None = None
-) -> Evaluation:
+def evaluate(policy: Policy, make_env: Callable[[], Any], episodes: int, seed: int = 0) -> Evaluation:
     """Run one episode in each of ``episodes`` fresh environments (seeds ``seed .. seed + episodes - 1``).
 
     Parameters
     ----------
-    agent : an agent with ``policy(obs, carry, rng[, mode])``.
+    policy : ``policy(obs, carry, rng)``, e.g. an agent bound to its state (:func:`ambs_verify.agents.interface.bind`).
     make_env : builds one environment.
     episodes : number of episodes (= environments stepped together).
     seed : environment seeds start here; the policy's key is ``PRNGKey(seed)``.
-    mode : the DreamerV3 agents' acting mode (``"shielded"``, ``"task"``, ``"safe"``); None: the default policy.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1 (got {episodes})")
-    policy = agent.policy if mode is None else functools.partial(agent.policy, mode=mode)
     done, _, _ = run_episodes(policy, [make_env() for _ in range(episodes)], seed, jax.random.PRNGKey(seed))
     overrides = [e.extras.get("override_rate") for e in done]
     return Evaluation(

@@ -3,7 +3,7 @@ back into something that acts.
 
 Training saves an agent as one pytree (:func:`agent_tree`) beside the loop's own state; :func:`restore_agent`
 rebuilds the agent a run's ``config.yaml`` describes, initialises it for the task's spaces and loads the tree.
-``certify``, ``verify`` and the Python API act with what it returns.
+``certify``, ``verify`` and the Python API act with what it returns (:meth:`RestoredAgent.policy`).
 """
 
 from __future__ import annotations
@@ -15,69 +15,63 @@ from typing import Any
 
 import gymnasium as gym
 import jax
-import numpy as np
 
+from ..agents.interface import DEPLOYED, bind
 from ..checkpoints import Checkpointer
 from ..config import Config
 from ..runs import RunDir
-from .agents import BASELINE_AGENTS, build_agent, make_envs, observation_key, prepare_config
-from .driver import key_observation
+from .agents import BASELINE_AGENTS, build_agent, make_envs, prepare_config
+from .driver import Policy, key_observation
 from .runtime import configure_jax
 
-__all__ = ["BaselinePolicy", "RestoredAgent", "agent_tree", "restore_agent"]
+__all__ = ["RestoredAgent", "agent_tree", "restore_agent"]
 
 
-def agent_tree(agent: Any, key: jax.Array) -> dict[str, Any]:
+def agent_tree(state: Any, key: jax.Array) -> dict[str, Any]:
     """What a checkpoint of a DreamerV3 agent holds: its state and the training loop's JAX key."""
-    return {"agent": agent.state, "key": key}
-
-
-class BaselinePolicy:
-    """A model-free baseline (DQN, Rainbow, IQN) restored from its checkpoint, acting with dopamine's evaluation
-    policy (``epsilon_eval``). It has no world model (``learner`` is None) and no shield."""
-
-    learner = None
-    shield = None
-
-    def __init__(self, config: Config, checkpoints: Checkpointer, step: int, probe: gym.Env) -> None:
-        from ..agents.baselines import Learner
-
-        space = key_observation(probe.observation_space)
-        self.obs_key = observation_key(space)
-        self.obs_keys = (self.obs_key,)
-        agent = build_agent(config)
-        self.baseline = Learner(agent, space[self.obs_key], probe.action_space, config.envs.amount, config.seed)
-        target, _ = self.baseline.checkpoint()
-        ck = checkpoints.restore(step, target=target)
-        self.baseline.load_checkpoint(ck.tree, ck.metadata["learner"])
-
-    def policy(self, obs, carry, rng):
-        actions, _, _ = self.baseline.agent.eval_policy(obs[self.obs_key], self.baseline.state, rng)
-        return np.asarray(actions), carry, {}
+    return {"agent": state, "key": key}
 
 
 @dataclass
 class RestoredAgent:
-    """An agent restored from checkpoint ``step`` of a run.
+    """An agent restored from checkpoint ``step`` of a run: the agent (:mod:`ambs_verify.agents.interface`) and
+    its ``state``.
 
-    ``agent.policy(obs, carry, rng)`` is the deployed policy (for AMBS the shielded agent); DreamerV3 agents also
-    have ``task_policy`` and ``learner`` (the world model); ``make_env()`` builds one environment as the agent saw
-    it in training.
+    :meth:`policy` binds them into what a driver steps: ``deployed`` (the default) is the agent a certificate is
+    about (for AMBS the shielded agent; for a baseline dopamine's evaluation policy), and the DreamerV3 agents also
+    act as ``task`` and ``safe``. ``make_env()`` builds one environment as the agent saw it in training;
+    ``obs_keys`` are the keys of its observations.
     """
 
     config: Config
     agent: Any
+    state: Any
     make_env: Callable[[], gym.Env]
+    obs_keys: tuple[str, ...]
     step: int
     checkpoints: Checkpointer
 
+    def policy(self, mode: str = DEPLOYED) -> Policy:
+        return bind(self.agent, self.state, mode)
+
     @property
     def has_model(self) -> bool:
+        """Whether the agent has a world model (the DreamerV3 agents; the model-free baselines have none)."""
         return getattr(self.agent, "learner", None) is not None
 
     @property
     def checkpoint_dir(self) -> Path:
         return self.checkpoints.path(self.step)
+
+
+def _baseline_state(config: Config, checkpoints: Checkpointer, step: int, agent: Any, probe: gym.Env) -> Any:
+    """A baseline's state from its learner's checkpoint (agent state, key and replay; the replay gives the shapes)."""
+    from ..agents.baselines import Learner
+
+    space = key_observation(probe.observation_space)
+    learner = Learner(agent, space, probe.action_space, config.envs.amount, config.seed)
+    target, _ = learner.checkpoint()
+    return checkpoints.restore(step, target=target).tree["agent"]
 
 
 def restore_agent(run_path: str | Path, step: int) -> RestoredAgent:
@@ -98,13 +92,14 @@ def restore_agent(run_path: str | Path, step: int) -> RestoredAgent:
         return make_envs(config, amount=1)[0]
 
     probe = make_env()
+    agent = build_agent(config)
     try:
+        obs_space = key_observation(probe.observation_space)
         if config.agent in BASELINE_AGENTS:
-            agent = BaselinePolicy(config, checkpoints, step, probe)
+            state = _baseline_state(config, checkpoints, step, agent, probe)
         else:
-            agent = build_agent(config)
-            agent.init(jax.random.PRNGKey(0), key_observation(probe.observation_space), probe.action_space)
-            agent.state = checkpoints.restore(step, target=agent_tree(agent, jax.random.PRNGKey(0))).tree["agent"]
+            template = agent.init(jax.random.PRNGKey(0), obs_space, probe.action_space)
+            state = checkpoints.restore(step, target=agent_tree(template, jax.random.PRNGKey(0))).tree["agent"]
     finally:
         probe.close()
-    return RestoredAgent(config, agent, make_env, step, checkpoints)
+    return RestoredAgent(config, agent, state, make_env, tuple(obs_space.spaces), step, checkpoints)

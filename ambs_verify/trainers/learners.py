@@ -11,6 +11,9 @@ updates, and what its checkpoint holds. :func:`~.loop.train` runs either through
 * its checkpoint holds the agent's state and the loop's JAX key (:func:`~ambs_verify.rollout.restore.agent_tree`),
   the replay head and the replay sampler's generator.
 
+Both act through the agent interface (:mod:`ambs_verify.agents.interface`) in its ``explore`` mode and keep the
+agent's state (:attr:`state`, what :func:`~.loop.train` returns).
+
 :class:`TransitionLearner` -- the model-free baselines (DQN, Rainbow, IQN) with dopamine's replay and update
 schedule (spec §9), around a :class:`~ambs_verify.agents.baselines.Learner` that owns the agent state, its n-step
 transition replay (uniform or prioritized) and the schedule:
@@ -42,6 +45,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from ..agents.interface import EXPLORE
 from ..checkpoints import Checkpoint
 from ..config import Config
 from ..rollout.agents import BASELINE_AGENTS, observation_key
@@ -58,7 +62,7 @@ OnUpdate = Callable[[dict[str, Any]], None]
 
 
 class SequenceLearner:
-    """A DreamerV3 agent (``init``, ``state``, ``policy``, ``train``) learning from replayed sequences."""
+    """A DreamerV3 agent (``init``, ``policy``, ``train``) learning from replayed sequences."""
 
     onehot = True  # the world model reads discrete actions one-hot
 
@@ -71,9 +75,7 @@ class SequenceLearner:
         self.ratio = Fraction(config.run.train_ratio) / (batch * length)
         self.key = jax.random.PRNGKey(config.seed)
         self.key, init_key = jax.random.split(self.key)
-        returned = agent.init(init_key, driver.obs_space, driver.act_space)
-        if returned is not None:
-            agent.state = returned
+        self.state = agent.init(init_key, driver.obs_space, driver.act_space)
         self.prefill = random_policy(driver.act_space, driver.num_envs)
         self.sampler = np.random.default_rng([config.seed, 1])
         self.replay_args = (config.replay.size, driver.num_envs, run.replay_dir, config.replay.chunk)
@@ -90,8 +92,9 @@ class SequenceLearner:
 
     def act(self, obs: dict[str, np.ndarray], carry: Any, rng: Any) -> tuple[Any, Any, dict]:
         self.key, policy_key = jax.random.split(self.key)
-        acting = self.prefill if self.train_start is None else self.agent.policy
-        return acting(obs, carry, policy_key)
+        if self.train_start is None:
+            return self.prefill(obs, carry, policy_key)
+        return self.agent.policy(self.state, carry, obs, policy_key, EXPLORE)
 
     @classmethod
     def build(cls, config: Config, agent: Any, driver: Driver, run: RunDir, on_update: OnUpdate) -> SequenceLearner:
@@ -108,7 +111,7 @@ class SequenceLearner:
         while self.updates < due:
             self.key, train_key = jax.random.split(self.key)
             sample = self.replay.sample(self.batch, self.length, self.sampler)
-            self.agent.state, metrics = self.agent.train(self.agent.state, sample, train_key)
+            self.state, metrics = self.agent.train(self.state, sample, train_key)
             self.updates += 1
             self.on_update(jax.device_get(metrics or {}))
 
@@ -116,7 +119,7 @@ class SequenceLearner:
         return {"replay/size": len(self.replay)}
 
     def checkpoint_target(self) -> Any:
-        return agent_tree(self.agent, self.key)
+        return agent_tree(self.state, self.key)
 
     def checkpoint(self) -> tuple[Any, dict[str, Any], dict[str, bytes]]:
         self.replay.flush()
@@ -125,10 +128,10 @@ class SequenceLearner:
             "replay_count": self.replay.count,
             "sampler": self.sampler.bit_generator.state,
         }
-        return agent_tree(self.agent, self.key), meta, {}
+        return agent_tree(self.state, self.key), meta, {}
 
     def restore(self, ck: Checkpoint, resumed_exactly: bool) -> None:
-        self.agent.state, self.key = ck.tree["agent"], ck.tree["key"]
+        self.state, self.key = ck.tree["agent"], ck.tree["key"]
         meta = ck.metadata
         self.updates, self.train_start = meta["updates"], meta["train_start"]
         self.sampler.bit_generator.state = meta["sampler"]
@@ -140,9 +143,9 @@ class TransitionLearner:
 
     onehot = False
 
-    def __init__(self, learner: Any, obs_key: str, on_update: OnUpdate) -> None:
-        """Drive ``learner`` (an :class:`~ambs_verify.agents.baselines.Learner`) with observation key ``obs_key``."""
-        self.learner, self.obs_key, self.on_update = learner, obs_key, on_update
+    def __init__(self, learner: Any, on_update: OnUpdate) -> None:
+        """Drive ``learner`` (an :class:`~ambs_verify.agents.baselines.Learner`)."""
+        self.learner, self.obs_key, self.on_update = learner, learner.agent.obs_key, on_update
         self.pending: dict[str, np.ndarray] | None = None  # the last row's observation, action and end flag
         self.updates = 0
 
@@ -151,10 +154,9 @@ class TransitionLearner:
         """Build ``agent``'s learner for the driver's spaces."""
         from ..agents.baselines import Learner
 
-        obs_key = observation_key(driver.obs_space)  # before the run directory is written
-        space = driver.obs_space[obs_key]
-        learner = Learner(agent, space, driver.act_space, num_envs=driver.num_envs, seed=config.seed)
-        return cls(learner, obs_key, on_update)
+        observation_key(driver.obs_space)  # one line for a task with several observations, before the run directory
+        learner = Learner(agent, driver.obs_space, driver.act_space, num_envs=driver.num_envs, seed=config.seed)
+        return cls(learner, on_update)
 
     def open(self) -> None:
         pass
@@ -179,11 +181,15 @@ class TransitionLearner:
             for m in metrics:
                 self.updates += 1
                 self.on_update({k: v for k, v in m.items() if k not in _SKIPPED_METRICS})
-        return self.learner.act(obs[self.obs_key], active=~obs["is_last"]), carry, {}
+        return self.learner.act(obs), carry, {}
 
     def observe(self, row: dict[str, np.ndarray], step: int = 0) -> None:
         """Remember the row's observation, action and end flag: its transition completes at the next :meth:`act`."""
         self.pending = {"obs": row[self.obs_key], "action": row["action"], "is_last": row["is_last"]}
+
+    @property
+    def state(self) -> Any:
+        return self.learner.state
 
     def scalars(self) -> dict[str, Any]:
         return {

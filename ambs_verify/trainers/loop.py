@@ -28,7 +28,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,8 @@ __all__ = ["TrainResult", "TrainingDiverged", "train"]
 
 @dataclass
 class TrainResult:
-    """Where a :func:`train` call ended."""
+    """Where a :func:`train` call ended; ``state`` is the agent's state there (act with
+    :func:`ambs_verify.agents.interface.bind`)."""
 
     step: int
     updates: int
@@ -58,6 +59,7 @@ class TrainResult:
     resumed_from: int | None
     interrupted: bool
     logdir: Path
+    state: Any = field(default=None, repr=False)
 
 
 class Cadence:
@@ -236,7 +238,8 @@ def train(
     config : Config
         A resolved config (:func:`ambs_verify.config.resolve`).
     agent
-        From :func:`ambs_verify.rollout.agents.build_agent` (a DreamerV3 agent or a model-free baseline).
+        From :func:`ambs_verify.rollout.agents.build_agent` (a DreamerV3 agent or a model-free baseline): the agent
+        interface of :mod:`ambs_verify.agents.interface`.
     envs : list of gymnasium.Env or VectorEnv, optional
         Environments to use instead of building ``config.envs.amount`` copies of ``config.task``; they are not
         closed at the end.
@@ -274,4 +277,6 @@ def train(
         if own_envs:
             driver.close()
     s = session
-    return TrainResult(s.step, s.learner.updates, s.episodes, resumed_from, interrupt.requested, s.run.path)
+    return TrainResult(
+        s.step, s.learner.updates, s.episodes, resumed_from, interrupt.requested, s.run.path, s.learner.state
+    )

@@ -3,13 +3,15 @@
 An agent object holds only static things (config, network definition, optimiser, jitted functions); everything
 that changes is one :class:`BaselineState` pytree, so checkpoints save exactly that.
 
-* ``agent.init(rng, obs_space, act_space) -> state``
-* ``agent.policy(obs (N, *obs_shape), state, rng, active=None) -> (actions (N,), state, extras)``: ε-greedy
-  acting for ``N`` envs at once; ``state.env_steps`` advances by the number of ``active`` envs (default all ``N``:
-  a lockstep driver also asks for actions on episodes' last observations, which are never executed) and drives
-  dopamine's linearly decaying ε.
-* ``agent.eval_policy(obs, state, rng) -> (actions, state, extras)``: ``epsilon_eval``, no NoisyNet noise, no
-  step count (dopamine's eval mode).
+They implement the agent interface of :mod:`ambs_verify.agents.interface`:
+
+* ``agent.init(rng, obs_space, act_space) -> state``: ``obs_space`` is a keyed ``Dict`` with one key (``vector``
+  or ``image``), the observation the agent reads;
+* ``agent.policy(state, carry, obs, rng, mode) -> (actions (N,), carry, extras)``: for ``N`` envs at once.
+  ``explore`` is ε-greedy with dopamine's linearly decaying ε at ``state.env_steps`` (the agent steps taken so far,
+  which the :class:`~.learner.Learner` counts as it stores transitions; NoisyNet agents use ε = 0); ``deployed`` is
+  dopamine's eval mode (``epsilon_eval``, no NoisyNet noise). The carry is passed through (these agents have no
+  memory); ``extras["epsilon"]`` is the ε used.
 * ``agent.train(state, batch, rng) -> (state, metrics)``: one gradient step on a replay batch (keys ``obs``,
   ``action``, ``reward``, ``discount``, ``next_obs``, ``weight``; see :mod:`.prioritized_replay`), then the
   target network is copied every ``target_update_period / update_period`` updates — i.e. every
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -29,8 +32,9 @@ import flax
 import gymnasium as gym
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
+
+from ..interface import DEPLOYED, EXPLORE, check_mode
 
 __all__ = [
     "BaseConfig",
@@ -124,7 +128,7 @@ class BaselineState:
     opt_state : pytree
         Optax state.
     env_steps : () int32
-        Agent steps taken through :meth:`BaselineAgent.policy` (all envs together).
+        Agent steps taken so far (all envs together; the learner sets it): drives ε.
     updates : () int32
         Gradient updates taken through :meth:`BaselineAgent.train`.
     """
@@ -166,6 +170,7 @@ class BaselineAgent(ABC):
     """
 
     name: ClassVar[str] = ""
+    modes: ClassVar[tuple[str, ...]] = (EXPLORE, DEPLOYED)
     uses_noise: ClassVar[bool] = False  # NoisyNet exploration (Rainbow): ε is forced to 0 when acting
     has_world_model: ClassVar[bool] = False  # certificates: model-level sections do not apply to these agents
 
@@ -176,8 +181,9 @@ class BaselineAgent(ABC):
         self.optimizer = make_optimizer(config)
         self.num_actions: int | None = None
         self.network: flax.linen.Module | None = None
-        self._policy_fn = None
-        self._eval_fn = None
+        self.obs_key: str | None = None
+        self._explore_fn = None
+        self._deploy_fn = None
         self._train_fn = None
 
     # ------------------------------------------------------------------------------------- subclass API
@@ -198,25 +204,27 @@ class BaselineAgent(ABC):
 
     # ------------------------------------------------------------------------------------- public API
 
-    def init(self, rng: jax.Array, obs_space: gym.Space, act_space: gym.Space) -> BaselineState:
+    def init(self, rng: jax.Array, obs_space: gym.spaces.Dict, act_space: gym.Space) -> BaselineState:
         """Build the network for the spaces and return the initial state (target = online parameters).
 
         A ``torso="auto"`` config is resolved here, from the observation's rank (:meth:`BaseConfig.torso_for`).
         """
         if not isinstance(act_space, gym.spaces.Discrete):
             raise ValueError(f"{self.name} needs a discrete action space (got {act_space})")
-        torso = self.config.replace(torso=self.requested_torso).torso_for(tuple(obs_space.shape))
+        if len(obs_space.spaces) != 1:
+            raise ValueError(f"{self.name} reads one observation (vector or image), not {', '.join(obs_space.spaces)}")
+        ((self.obs_key, space),) = obs_space.spaces.items()
+        torso = self.config.replace(torso=self.requested_torso).torso_for(tuple(space.shape))
         if torso != self.config.torso:
             self.config = self.config.replace(torso=torso)
             self.network = None
         if self.network is None or self.num_actions != act_space.n:  # keep compiled functions across inits
             self.num_actions = int(act_space.n)
             self.network = self.build_network(self.num_actions)
-            self._policy_fn = jax.jit(self._policy)
-            self._eval_fn = jax.jit(self._eval_policy)
+            self._explore_fn = jax.jit(self._explore)
+            self._deploy_fn = jax.jit(self._deploy)
             self._train_fn = jax.jit(self._train, donate_argnums=(0,))
-        obs = jnp.zeros((1, *obs_space.shape), dtype=obs_space.dtype)
-        params = self.init_params(rng, obs)
+        params = self.init_params(rng, jnp.zeros((1, *space.shape), dtype=space.dtype))
         return BaselineState(
             params=params,
             target_params=jax.tree.map(jnp.copy, params),
@@ -226,21 +234,17 @@ class BaselineAgent(ABC):
         )
 
     def policy(
-        self, obs: jax.Array, state: BaselineState, rng: jax.Array, active: np.ndarray | None = None
-    ) -> tuple[jax.Array, BaselineState, dict]:
-        """Training-mode actions ``(N,)`` for ``obs (N, *obs_shape)``; ``active (N,)`` bool marks the envs whose
-        action will be executed (only those count as agent steps; default all)."""
-        count = obs.shape[0] if active is None else int(np.count_nonzero(active))
-        # Only the parameters and the step counter enter the compiled call: returning the whole state from it
-        # would copy both networks and the optimiser moments on every step.
-        actions, env_steps, extras = self._policy_fn(obs, state.params, state.env_steps, rng, np.int32(count))
-        return actions, state.replace(env_steps=env_steps), extras
-
-    def eval_policy(
-        self, obs: jax.Array, state: BaselineState, rng: jax.Array
-    ) -> tuple[jax.Array, BaselineState, dict]:
-        actions, extras = self._eval_fn(obs, state.params, rng)
-        return actions, state, extras
+        self, state: BaselineState, carry: Any, obs: Mapping[str, Any], rng: jax.Array, mode: str = DEPLOYED
+    ) -> tuple[jax.Array, Any, dict]:
+        """Actions ``(N,)`` for ``obs[obs_key] (N, *obs_shape)`` in ``mode`` (module docstring)."""
+        check_mode(self.modes, mode)
+        # Only the parameters (and the step counter) enter the compiled call: passing the whole state would copy
+        # both networks and the optimiser moments on every step.
+        if mode == EXPLORE:
+            actions, extras = self._explore_fn(obs[self.obs_key], state.params, state.env_steps, rng)
+        else:
+            actions, extras = self._deploy_fn(obs[self.obs_key], state.params, rng)
+        return actions, carry, extras
 
     def train(self, state: BaselineState, batch: dict, rng: jax.Array) -> tuple[BaselineState, dict]:
         return self._train_fn(state, batch, rng)
@@ -261,13 +265,13 @@ class BaselineAgent(ABC):
         random_actions = jax.random.randint(k_random, (n,), 0, self.num_actions)
         return jnp.where(explore, random_actions, greedy).astype(jnp.int32)
 
-    def _policy(self, obs, params, env_steps, rng, count):
+    def _explore(self, obs, params, env_steps, rng):
         k_net, k_eps = jax.random.split(rng)
         epsilon = self.epsilon(env_steps)
         actions = self._epsilon_greedy(self.greedy_actions(params, obs, k_net), epsilon, k_eps)
-        return actions, env_steps + count, {"epsilon": epsilon}
+        return actions, {"epsilon": epsilon}
 
-    def _eval_policy(self, obs, params, rng):
+    def _deploy(self, obs, params, rng):
         k_net, k_eps = jax.random.split(rng)
         epsilon = jnp.asarray(self.config.epsilon_eval, jnp.float32)
         # IQN samples quantile fractions even in eval mode; only NoisyNet noise is switched off.

@@ -1,10 +1,11 @@
 """Host-side glue around a baseline agent: its replay and dopamine's update/target schedule.
 
 :class:`Learner` is what a driver calls once per vector step — ``act(obs)`` then ``observe(...)`` — and it does
-the rest the way dopamine's ``_train_step`` does: transitions go to replay; once more than
+the rest the way dopamine's ``_train_step`` does: transitions go to replay and the agent's step counter
+(``state.env_steps``, which drives ε) follows the transitions stored; once more than
 ``min_replay_history`` transitions were added, one gradient update runs every ``update_period`` agent steps
 (transitions added, all envs counted), and the agent copies the target network every ``target_update_period``
-agent steps (:mod:`.common`). Prioritized replay gets its new priorities from each update. Both calls take an
+agent steps (:mod:`.common`). Prioritized replay gets its new priorities from each update. ``observe`` takes an
 ``active`` mask for lockstep drivers in which some envs take no step (an env being reset). :meth:`Learner.checkpoint`
 and :meth:`Learner.load_checkpoint` give everything that changes — agent state, key, replay buffers and scalars —
 as one pytree of arrays plus JSON-serialisable metadata.
@@ -14,10 +15,14 @@ It steps no environment: the training loop (:class:`ambs_verify.trainers.learner
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import gymnasium as gym
 import jax
+import jax.numpy as jnp
 import numpy as np
 
+from ..interface import EXPLORE
 from .common import BaselineAgent, BaselineState
 from .dqn import DQN, DQNConfig
 from .iqn import IQN, IQNConfig
@@ -48,7 +53,8 @@ def make_agent(name: str, **settings) -> BaselineAgent:
 def make_replay(
     agent: BaselineAgent, obs_space: gym.spaces.Box, num_envs: int = 1, seed: int = 0, capacity: int | None = None
 ) -> PrioritizedReplay:
-    """The replay an agent's config asks for (prioritized for Rainbow, uniform for DQN and IQN)."""
+    """The replay an agent's config asks for (prioritized for Rainbow, uniform for DQN and IQN); ``obs_space`` is
+    the one observation the agent reads."""
     c = agent.config
     stacked = c.frame_stack > 1 and len(obs_space.shape) == 3 and obs_space.shape[-1] == c.frame_stack
     return PrioritizedReplay(
@@ -73,7 +79,9 @@ class Learner:
     Parameters
     ----------
     agent : BaselineAgent
-    obs_space, act_space : gymnasium spaces of one env
+    obs_space : gymnasium.spaces.Dict
+        One env's keyed observation space, with one key (the observation the agent reads).
+    act_space : gymnasium.Space
     num_envs : int
     seed : int
         Seeds parameters, acting/training keys and replay sampling.
@@ -96,7 +104,7 @@ class Learner:
         key, init_key = jax.random.split(key)
         self.key = key
         self.state: BaselineState = agent.init(init_key, obs_space, act_space)
-        self.replay = make_replay(agent, obs_space, num_envs, seed, replay_capacity)
+        self.replay = make_replay(agent, obs_space[agent.obs_key], num_envs, seed, replay_capacity)
         self.num_envs = num_envs
         self.env_steps = 0
 
@@ -114,16 +122,10 @@ class Learner:
         self.key, key = jax.random.split(self.key)
         return key
 
-    def act(self, obs: np.ndarray, eval_mode: bool = False, active: np.ndarray | None = None) -> np.ndarray:
-        """Actions ``(E,)`` for observations ``(E, *obs_shape)`` (training: ε-greedy/noisy; eval: ε_eval).
-
-        ``active (E,)`` bool marks the envs whose action will be executed; only those advance the agent's step
-        counter (and so ε). Default: all.
-        """
-        if eval_mode:
-            actions, _, _ = self.agent.eval_policy(obs, self.state, self._next_key())
-        else:
-            actions, self.state, _ = self.agent.policy(obs, self.state, self._next_key(), active)
+    def act(self, obs: Mapping[str, np.ndarray], mode: str = EXPLORE) -> np.ndarray:
+        """Actions ``(E,)`` for the keyed observations of ``E`` envs (``explore``: ε-greedy / noisy at the current
+        step count; ``deployed``: ε_eval)."""
+        actions, _, _ = self.agent.policy(self.state, None, obs, self._next_key(), mode)
         return np.asarray(actions)
 
     def observe(self, obs, action, reward, terminated, truncated, next_obs=None, active=None) -> list[dict]:
@@ -140,6 +142,7 @@ class Learner:
         self.replay.add(obs, action, reward, terminated, truncated, next_obs, active)
         after = self.replay.add_count
         self.env_steps += after - before
+        self.state = self.state.replace(env_steps=jnp.asarray(self.env_steps, jnp.int32))
         if after <= self.config.min_replay_history:
             return []
         period = self.config.update_period
