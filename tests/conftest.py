@@ -22,6 +22,12 @@ if _OWN_CACHE:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = _OWN_CACHE
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+# Compiling is most of the suite's time, and the tests run each program for a few steps: XLA's CPU backend compiles
+# about a third faster without LLVM's optimisation passes. The programs and their results are the same (no
+# fast-math: the byte-for-byte certificate fixture passes either way); only their speed differs, which the suite
+# does not measure (benchmarks/ does, without this flag).
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
 
 
 def pytest_xdist_auto_num_workers(config):
