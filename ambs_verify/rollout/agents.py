@@ -36,28 +36,6 @@ BASELINE_AGENTS = ("rainbow", "iqn", "dqn")  # model-free, dopamine's settings
 SHIELDED_AGENTS = ("ambs",)  # the agents built with a shield and a safe policy
 AVAILABLE_AGENTS = CHOICES["agent"]  # declared once, with the other keys' choices
 
-# ``baselines.<key>`` shared by the three agents, as :class:`~ambs_verify.agents.baselines.BaseConfig` fields.
-SHARED_KEYS = (
-    "frame_stack",
-    "torso",
-    "mlp_units",
-    "hidden",
-    "gamma",
-    "min_replay_history",
-    "update_period",
-    "target_update_period",
-    "epsilon_train",
-    "epsilon_eval",
-    "epsilon_decay_period",
-    "batch_size",
-    "replay_capacity",
-    "reward_clip",
-    "optimizer",
-    "rmsprop_decay",
-    "rmsprop_eps",
-    "rmsprop_centered",
-)
-
 
 def build_agent(config: Config):
     """The trainer-facing agent for ``config.agent``.
@@ -118,14 +96,18 @@ def prepare_config(config: Config) -> Config:
 def baseline_settings(config: Config) -> dict[str, Any]:
     """Keyword settings of ``config.agent``'s config class from ``baselines.*`` and ``baselines.<agent>.*``.
 
+    The shared keys are the block's keys that name a :class:`~ambs_verify.agents.baselines.BaseConfig` field;
     ``reward_clip: 0`` means no clipping (``None``); ``mlp_units`` becomes a tuple.
     """
+    from ..agents.baselines import BaseConfig
+
     if config.agent not in BASELINE_AGENTS:
         raise ConfigError(
             f"agent {config.agent!r} is not a model-free baseline; accepted: {', '.join(BASELINE_AGENTS)}"
         )
     block = config.baselines
-    settings = {key: block[key] for key in SHARED_KEYS}
+    shared = {field.name for field in dataclasses.fields(BaseConfig)}
+    settings = {key: value for key, value in block.to_dict().items() if key in shared}
     settings["mlp_units"] = tuple(block.mlp_units)
     settings["reward_clip"] = block.reward_clip if block.reward_clip > 0 else None
     settings.update(block[config.agent].to_dict())
