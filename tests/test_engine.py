@@ -12,7 +12,7 @@ import yaml
 if importlib.util.find_spec("safety_gymnasium") is None or importlib.util.find_spec("mujoco") is None:
     pytest.skip("safety-gymnasium and mujoco are not installed", allow_module_level=True)
 
-from ambs_verify.envs.engine import ENGINE_DEFAULTS, engine_labels, load_engine_config, make_engine
+from ambs_verify.envs.engine import ENGINE_DEFAULTS, engine_labels, load_engine_config, Engine
 from ambs_verify.envs.errors import EnvConfigError
 from ambs_verify.envs.registry import make_env
 
@@ -37,7 +37,7 @@ EXAMPLE = {
 
 @pytest.fixture(scope="module")
 def example():
-    env = make_engine(EXAMPLE)
+    env = Engine(EXAMPLE)
     env.reset(seed=0)
     return env
 
@@ -74,7 +74,7 @@ def _drive_into_vase(constrain_vases: bool) -> tuple[float, int]:
         "goal_locations": [[-1.5, 1.5]],
         "box_locations": [[-1.5, -1.5]],
     }
-    env = make_engine(cfg)
+    env = Engine(cfg)
     env.reset(seed=0)
     task = env.builder.task
     cost = 0.0
@@ -124,10 +124,10 @@ def test_bad_values(change, fragment):
 def test_unsampleable_layout_is_reported_quickly():
     start = time.perf_counter()
     with pytest.raises(EnvConfigError, match="could not sample a layout") as err:
-        make_engine({**EXAMPLE, "hazards_num": 40, "placements_extents": [-1, -1, 1, 1]})
+        Engine({**EXAMPLE, "hazards_num": 40, "placements_extents": [-1, -1, 1, 1]})
     assert "\n" not in str(err.value) and "40 hazards" in str(err.value)
     with pytest.raises(EnvConfigError, match="cannot be placed"):
-        make_engine({**EXAMPLE, "hazards_keepout": 1.5, "placements_extents": [-1, -1, 1, 1]})
+        Engine({**EXAMPLE, "hazards_keepout": 1.5, "placements_extents": [-1, -1, 1, 1]})
     assert time.perf_counter() - start < 15
 
 

@@ -15,7 +15,7 @@ The original Safety Gym built custom environments with ``Engine(config)``, a fla
     hazards_num: 4
     vases_num: 4
 
-:func:`make_engine` takes the same keys (the subset listed in :data:`ENGINE_DEFAULTS`, with the original defaults)
+:class:`Engine` takes the same keys (the subset listed in :data:`ENGINE_DEFAULTS`, with the original defaults)
 and assembles the environment from safety-gymnasium's parts: its goal/button/push task classes, its robots and
 its hazard, vase, pillar, gremlin and button objects, wrapped by :class:`~.safety_gym.SafetyGymEnv` (so repeat,
 cost binarisation, labels, image observations and snapshots work as for the named tasks). As in the original,
@@ -44,10 +44,10 @@ OBJECTS = ("hazards", "vases", "pillars", "gremlins", "buttons")
 TASKS = ("goal", "button", "push")
 ROBOTS = {"point": "Point", "car": "Car", "doggo": "Doggo", "racecar": "Racecar", "ant": "Ant"}
 LIDAR_TYPES = ("pseudo", "natural")
-#: Rejection-sampling attempts for the layout check in :func:`make_engine` (each draws up to 100 tries per object).
+#: Rejection-sampling attempts for the layout check in :class:`Engine` (each draws up to 100 tries per object).
 LAYOUT_CHECK_ATTEMPTS = 200
 
-#: Every key :func:`make_engine` accepts, with the original Safety Gym default.
+#: Every key :class:`Engine` accepts, with the original Safety Gym default.
 ENGINE_DEFAULTS: dict[str, Any] = {
     "num_steps": 1000,
     "action_noise": 0.0,
@@ -388,10 +388,14 @@ def _check_layout(task: Any, seed: int) -> None:
         )
 
 
-def make_engine(
-    config: dict[str, Any] | str | os.PathLike, render_mode: str | None = None, **options: Any
-) -> SafetyGymEnv:
-    """Build an environment from an original Safety Gym ``Engine`` config (dict or YAML path).
+class Engine(SafetyGymEnv):
+    """An environment from an original Safety Gym ``Engine`` config: the Safety Gym README's pattern.
+
+    ``Engine(config)`` builds it directly, and it is a gymnasium entry point::
+
+        gymnasium.register(id="SafexpTestEnvironment-v0", entry_point="ambs_verify.envs.engine:Engine",
+                           kwargs={"config": config})
+        env = gymnasium.make("SafexpTestEnvironment-v0")
 
     Parameters
     ----------
@@ -404,27 +408,32 @@ def make_engine(
         ``observe_vision``/``vision_size`` and ``_seed`` set the defaults of ``length``, ``observation``/
         ``image_size`` and ``seed``.
 
-    Returns
-    -------
-    SafetyGymEnv
+    Raises
+    ------
+    EnvConfigError
+        One line, for an unknown key or option, a bad value, or a layout that cannot be sampled.
     """
-    cfg = load_engine_config(config)
-    defaults: dict[str, Any] = {"length": cfg["num_steps"], "seed": cfg["_seed"]}
-    if cfg["observe_vision"]:
-        defaults |= {"observation": "image", "image_size": int(cfg["vision_size"][0])}
-    opts = SafetyGymOptions.from_dict({**defaults, **options})
-    with quiet_space_warnings():
-        builder = _builder_class()(cfg)
-    _check_layout(builder.task, seed=0 if cfg["_seed"] is None else int(cfg["_seed"]))
-    name = f"engine:{config}" if isinstance(config, str | os.PathLike) else "engine"
-    return SafetyGymEnv(builder, opts, name=name, render_mode=render_mode)
+
+    def __init__(
+        self, config: dict[str, Any] | str | os.PathLike, render_mode: str | None = None, **options: Any
+    ) -> None:
+        cfg = load_engine_config(config)
+        defaults: dict[str, Any] = {"length": cfg["num_steps"], "seed": cfg["_seed"]}
+        if cfg["observe_vision"]:
+            defaults |= {"observation": "image", "image_size": int(cfg["vision_size"][0])}
+        opts = SafetyGymOptions.from_dict({**defaults, **options})
+        with quiet_space_warnings():
+            builder = _builder_class()(cfg)
+        _check_layout(builder.task, seed=0 if cfg["_seed"] is None else int(cfg["_seed"]))
+        name = f"engine:{config}" if isinstance(config, str | os.PathLike) else "engine"
+        super().__init__(builder, opts, name=name, render_mode=render_mode)
 
 
 def make(name: str, **options: Any) -> SafetyGymEnv:
-    """Registry entry: ``engine:<path.yaml>`` -> :func:`make_engine` (``name`` is the path)."""
+    """Registry entry: ``engine:<path.yaml>`` -> :class:`Engine` (``name`` is the path)."""
     if not name:
         raise EnvConfigError("engine tasks are named engine:PATH.yaml (a YAML file of Safety Gym Engine keys)")
-    return make_engine(name, **options)
+    return Engine(name, **options)
 
 
 def list_tasks() -> list[TaskInfo]:
@@ -447,4 +456,4 @@ def engine_labels(config: dict[str, Any] | str | os.PathLike) -> tuple[str, ...]
     return constraint_labels(builder.task)
 
 
-__all__ = ["ENGINE_DEFAULTS", "engine_labels", "load_engine_config", "make", "make_engine"]
+__all__ = ["ENGINE_DEFAULTS", "Engine", "engine_labels", "load_engine_config", "make"]

@@ -137,7 +137,7 @@ class GridWorld(gym.Env):
     ``(image_size, image_size, 3)``; ``"both"`` is a dict with keys ``vector`` and ``image``.
     """
 
-    metadata: ClassVar[dict] = {"render_modes": ["rgb_array"]}
+    metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": 4}
     label_names = ("hazard",)
 
     def __init__(self, config: GridConfig | None = None, render_mode: str | None = None, **overrides: Any):
@@ -393,6 +393,6 @@ def check_options(name: str, **options: Any) -> GridConfig:
     return config
 
 
-def make(name: str, **options: Any) -> GridWorld:
+def make(name: str, render_mode: str | None = None, **options: Any) -> GridWorld:
     """Build a named grid layout with option overrides (any :class:`GridConfig` field)."""
-    return GridWorld(check_options(name, **options))
+    return GridWorld(check_options(name, **options), render_mode=render_mode)

@@ -177,7 +177,7 @@ class SafetyGymEnv(gym.Env):
         The task name, for messages.
     """
 
-    metadata: ClassVar[dict] = {"render_modes": ["rgb_array"]}
+    metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": 30}  # safety-gymnasium's Builder
 
     def __init__(self, builder, options: SafetyGymOptions, name: str = "", render_mode: str | None = None):
         self.builder = builder
