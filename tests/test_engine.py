@@ -12,27 +12,13 @@ import yaml
 if importlib.util.find_spec("safety_gymnasium") is None or importlib.util.find_spec("mujoco") is None:
     pytest.skip("safety-gymnasium and mujoco are not installed", allow_module_level=True)
 
-from ambs_verify.envs.engine import ENGINE_DEFAULTS, engine_labels, load_engine_config, Engine
+from ambs_verify.envs.engine import ENGINE_DEFAULTS, README_CONFIG, Engine, engine_labels, load_engine_config
 from ambs_verify.envs.errors import EnvConfigError
 from ambs_verify.envs.registry import make_env
 
 pytestmark = pytest.mark.filterwarnings("ignore:Conversion of an array with ndim > 0:DeprecationWarning")
 
-# The original Safety Gym README's example: car robot, push task, 4 hazards, 4 vases, hazards constrained,
-# vases not, 16 lidar bins with max distance 3.
-EXAMPLE = {
-    "robot_base": "xmls/car.xml",
-    "task": "push",
-    "observe_goal_lidar": True,
-    "observe_box_lidar": True,
-    "observe_hazards": True,
-    "observe_vases": True,
-    "constrain_hazards": True,
-    "lidar_max_dist": 3,
-    "lidar_num_bins": 16,
-    "hazards_num": 4,
-    "vases_num": 4,
-}
+EXAMPLE = README_CONFIG
 
 
 @pytest.fixture(scope="module")

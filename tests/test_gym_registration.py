@@ -15,6 +15,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import ambs_verify.envs  # noqa: F401  (registers the ids)
+from ambs_verify.envs.engine import README_CONFIG, Engine  # imports no simulator
 from ambs_verify.envs.errors import EnvConfigError
 from ambs_verify.envs.registry import make_env
 
@@ -23,21 +24,6 @@ HAVE_ALE = importlib.util.find_spec("ale_py") is not None
 needs_mujoco = pytest.mark.skipif(not HAVE_MUJOCO, reason="safety-gymnasium and mujoco are not installed")
 needs_ale = pytest.mark.skipif(not HAVE_ALE, reason="ale-py is not installed")
 
-# The original Safety Gym README's example config: the car robot, the push task, 4 constrained hazards and 4
-# unconstrained vases.
-README_CONFIG = {
-    "robot_base": "xmls/car.xml",
-    "task": "push",
-    "observe_goal_lidar": True,
-    "observe_box_lidar": True,
-    "observe_hazards": True,
-    "observe_vases": True,
-    "constrain_hazards": True,
-    "lidar_max_dist": 3,
-    "lidar_num_bins": 16,
-    "hazards_num": 4,
-    "vases_num": 4,
-}
 # safety-gymnasium's own code trips numpy's scalar-conversion deprecation; its sensors are unbounded Boxes.
 QUIET = [
     pytest.mark.filterwarnings("ignore:Conversion of an array with ndim > 0:DeprecationWarning"),
@@ -116,7 +102,6 @@ def test_atari_labels_and_cost_are_make_arguments():
 def test_the_safety_gym_readme_engine_pattern():
     """``Engine(config)`` and ``register(..., entry_point='ambs_verify.envs.engine:Engine', kwargs={'config':
     config})``, as the Safety Gym README writes them, with its example config."""
-    from ambs_verify.envs.engine import Engine
 
     env = Engine(README_CONFIG)
     obs, _ = env.reset(seed=0)

@@ -44,6 +44,21 @@ OBJECTS = ("hazards", "vases", "pillars", "gremlins", "buttons")
 TASKS = ("goal", "button", "push")
 ROBOTS = {"point": "Point", "car": "Car", "doggo": "Doggo", "racecar": "Racecar", "ant": "Ant"}
 LIDAR_TYPES = ("pseudo", "natural")
+#: The original Safety Gym README's example config: the car robot, the push task, 4 hazards (constrained) and 4
+#: vases (observed, not constrained), 16 lidar bins with max distance 3.
+README_CONFIG: dict[str, Any] = {
+    "robot_base": "xmls/car.xml",
+    "task": "push",
+    "observe_goal_lidar": True,
+    "observe_box_lidar": True,
+    "observe_hazards": True,
+    "observe_vases": True,
+    "constrain_hazards": True,
+    "lidar_max_dist": 3,
+    "lidar_num_bins": 16,
+    "hazards_num": 4,
+    "vases_num": 4,
+}
 #: Rejection-sampling attempts for the layout check in :class:`Engine` (each draws up to 100 tries per object).
 LAYOUT_CHECK_ATTEMPTS = 200
 
@@ -456,4 +471,4 @@ def engine_labels(config: dict[str, Any] | str | os.PathLike) -> tuple[str, ...]
     return constraint_labels(builder.task)
 
 
-__all__ = ["ENGINE_DEFAULTS", "Engine", "engine_labels", "load_engine_config", "make"]
+__all__ = ["ENGINE_DEFAULTS", "README_CONFIG", "Engine", "engine_labels", "load_engine_config", "make"]
