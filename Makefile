@@ -103,9 +103,10 @@ test: install
 	$(BIN)/python -m pytest -q
 
 # The learning tests: seeded DreamerV3 and AMBS runs on the grid at a fixed budget, judged against the exact
-# random-policy yardsticks, and each paper block on real data (minutes each; CI runs them after the suite).
+# random-policy yardsticks, and each paper block on real data; and the README's Python API example end to end
+# (minutes each; CI runs them after the suite).
 test-learning: install
-	$(BIN)/python -m pytest -q -m learning -rfEP  # -rP: show the measured figures of passing tests too
+	$(BIN)/python -m pytest -q -m "learning or end_to_end" -rfEP  # -rP: show the measured figures of passing tests too
 
 lint: install
 	$(BIN)/ruff check .

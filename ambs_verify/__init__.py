@@ -1,6 +1,15 @@
-"""ambs-verify: Approximate Model-Based Shielding for safe RL, with statistical safety certificates."""
+"""ambs-verify: Approximate Model-Based Shielding for safe RL, with statistical safety certificates.
+
+The Python API (:mod:`ambs_verify.api`): :func:`train`, :func:`certify`, :func:`verify`, :func:`report`,
+:func:`load_agent` and their records :class:`Run`, :class:`Certificate`, :class:`LoadedAgent`. Importing the package
+imports none of JAX, MuJoCo or ALE; each function imports what it uses when called.
+"""
 
 from importlib import metadata
+
+from .api import Certificate, LoadedAgent, Run, certify, load_agent, report, train, verify
+
+__all__ = ["Certificate", "LoadedAgent", "Run", "__version__", "certify", "load_agent", "report", "train", "verify"]
 
 try:
     __version__ = metadata.version("ambs-verify")

@@ -202,10 +202,8 @@ def train_command(ctx: typer.Context) -> None:
     saved in the run directory (--logdir), and a logdir that holds a run is resumed (--force: resume although
     the config changed in a key that matters).
     """
+    from .api import train_config
     from .config import parse_train_args, summary_line
-    from .rollout.agents import build_agent
-    from .rollout.runtime import configure_jax
-    from .trainers.loop import train
 
     if any(arg in ("-h", "--help") for arg in ctx.args):
         console.print(train_command.__doc__)
@@ -217,9 +215,8 @@ def train_command(ctx: typer.Context) -> None:
             "(the grid, minutes on a CPU), --configs atari small, --configs safetygym small (see configs.yaml)"
         )
     config = parse_train_args(args)
-    configure_jax(config)
     console.print(f"training {summary_line(config)}")
-    result = train(config, build_agent(config), force="--force" in ctx.args)
+    result = train_config(config, force="--force" in ctx.args).result
     state = "interrupted at" if result.interrupted else "finished at"
     resumed = f" (resumed from step {result.resumed_from})" if result.resumed_from is not None else ""
     console.print(
@@ -324,19 +321,14 @@ def report_command(
 
     Two or more runs: comparison.html and comparison.md (curves with bands over seeds, a table of certificates).
     """
-    from .reports.compare import default_out, render_comparison
-    from .reports.render import render_report
+    from .api import report
     from .runs import absolute_path
 
-    if len(runs) == 1:
-        if out is not None:
-            raise UserError("--out is for a comparison of two or more runs; one run's report goes into its directory")
-        html, markdown = render_report(absolute_path(runs[0]))
-    else:
-        target = absolute_path(out) if out is not None else default_out(runs)
-        html, markdown = render_comparison([absolute_path(r) for r in runs], target)
+    if len(runs) == 1 and out is not None:
+        raise UserError("--out is for a comparison of two or more runs; one run's report goes into its directory")
+    html = report(*(absolute_path(r) for r in runs), out=out)
     print(html)
-    print(markdown)
+    print(html.with_suffix(".md"))
 
 
 @app.command("certify")
@@ -373,8 +365,8 @@ def certify_command(
     """Write certificates/<step>.json for checkpoints of a run: model level, real environment, audit, verdict."""
     from rich.progress import Progress
 
-    from .reports.certificate import write_certificate
-    from .reports.certify import CertifyOptions, certify_checkpoint, impossible_pass, parse_spec, select_checkpoints
+    from .api import certify
+    from .reports.certify import CertifyOptions, impossible_pass, parse_spec, select_checkpoints
     from .runs import RunDir
 
     rundir = RunDir(run)  # made absolute: certificates record where their run is
@@ -403,9 +395,9 @@ def certify_command(
             def show(done, total, phase, job=job, step=step):
                 bar.update(job, completed=done, total=total, description=f"certifying checkpoint {step}: {phase}")
 
-            doc = certify_checkpoint(rundir.path, step, options, progress=show)
-            path = write_certificate(rundir.certificate_path(step), doc)
+            cert = certify(rundir.path, step, progress=show, options=options)
             bar.remove_task(job)
+            doc, path = cert.document, cert.path
             v, dep, real = doc["verdict"], doc["deployed"], doc["real"]
             audited = (
                 f"deployed agent at {dep['states']} audited states × {dep['rollouts']} rollouts: upper max "
@@ -455,7 +447,7 @@ def verify_command(
     run: Annotated[str | None, typer.Option(help="The run directory, if it moved since certification.")] = None,
 ) -> None:
     """Recompute a certificate from its checkpoint and seeds: exit 0 when it matches, 1 when not, 2 on bad input."""
-    from .reports.verify import verify_certificate
+    from .api import verify
     from .runs import RunDir, absolute_path
 
     if run is not None and not (absolute_path(run) / "config.yaml").is_file():
@@ -467,7 +459,7 @@ def verify_command(
         if not steps:
             raise UserError(f"{cert} holds no certificates/<step>.json; accepted: a certificate or a run directory")
         path = rundir.certificate_path(steps[-1])
-    result = verify_certificate(path, absolute_path(run) if run is not None else None)
+    result = verify(path, absolute_path(run) if run is not None else None)
     if result.ok:
         console.print(f"ok: {result.reason}")
         return

@@ -365,3 +365,36 @@ def test_impossible_rollouts_warn_in_one_line_before_running(certified, monkeypa
     assert lines[0].startswith("warning: a pass is impossible with --rollouts 20: even with 0 violations")
     code, _, err = run(["certify", str(logdir), "--rollouts", "many"], monkeypatch, capsys)
     assert code == 2 and err == "error: --rollouts takes a positive integer or auto (got 'many')\n"
+
+
+def test_the_python_api_reads_and_acts_with_what_the_cli_wrote(certified, tmp_path):
+    """The API's records are the files the commands wrote: a Run over the run directory, Certificates whose JSON
+    is the file's text, and the loaded shielded agent stepping a ``gymnasium.make`` environment of the task."""
+    import gymnasium as gym
+
+    import ambs_verify as av
+
+    logdir, _ = certified
+    run = av.Run.open(logdir)
+    assert run.checkpoints == [60, 120] and run.config.agent == "ambs"
+    certificates = run.certificates
+    assert [c.step for c in certificates] == [60, 120]
+    for cert in certificates:
+        assert cert.to_json() == cert.path.read_text(encoding="utf-8")
+        assert av.Certificate.from_json(cert.to_json()).document == cert.document
+        assert cert.status == cert.document["verdict"]["status"] in ("pass", "fail", "inconclusive")
+    agent = av.load_agent(run)  # the newest checkpoint, shielded
+    assert agent.step == 120 and agent.env_id == "ambs_verify/grid-v0"
+    env = gym.make(agent.env_id, **agent.env_options)
+    obs, _ = env.reset(seed=0)
+    agent.reset()
+    for _ in range(3):
+        action = agent.act(obs)
+        assert env.action_space.contains(action)
+        assert 0.0 <= agent.p_hat <= 1.0 and isinstance(agent.override, bool)
+        obs, *_ = env.step(action)
+    assert av.report(run) == logdir / "report.html"
+    with pytest.raises(ValueError, match="not a run directory"):
+        av.Run.open(tmp_path)
+    with pytest.raises(ValueError, match="out is for a comparison"):
+        av.report(run, out=tmp_path)

@@ -7,7 +7,7 @@ imported only when used, so listing or building the grid never imports MuJoCo or
 A family module provides ``list_tasks() -> list[TaskInfo]`` and ``make(name: str, **options) -> gymnasium.Env``
 where ``name`` is the part after the family's prefix.
 
-Every task is also a gymnasium id in the ``ambs_verify/`` namespace (:func:`register_gym_envs`, run when
+Every task is also a gymnasium id in the ``ambs_verify/`` namespace (:mod:`.gym_ids`, registered when
 ``ambs_verify.envs`` is imported): ``gymnasium.make("ambs_verify/grid-v0", slip=0.2)``,
 ``ambs_verify/SafetyPointGoal1-v0`` (also ``…Vision-v0`` and ``Safexp-PointGoal1-v0``),
 ``ambs_verify/atari_seaquest-v0`` (``labels=…``, ``cost_val=…``) and ``ambs_verify/Engine-v0`` (``config=…``). The
@@ -51,7 +51,7 @@ FAMILIES = (
 )
 
 
-def _family_for(task: str) -> tuple[Family, str]:
+def family_for(task: str) -> tuple[Family, str]:
     for family in FAMILIES:
         if family.name == "grid" and (task == "grid" or task.startswith("grid_")):
             return family, task
@@ -76,42 +76,10 @@ def _load(family: Family):
 def make_env(task: str, **options) -> gym.Env:
     """Build the environment a task name refers to, with family-specific options (one-line errors).
 
-    It is also the gymnasium entry point of every registered id but the Engine's (:func:`register_gym_envs`).
+    It is also the gymnasium entry point of every registered id but the Engine's (:mod:`.gym_ids`).
     """
-    family, name = _family_for(task)
+    family, name = family_for(task)
     return _load(family).make(name, **options)
-
-
-GYM_NAMESPACE = "ambs_verify"
-
-
-def gym_tasks() -> dict[str, str]:
-    """Every gymnasium id :func:`register_gym_envs` registers (but the Engine's), to the task name it builds.
-
-    Listing them imports no simulator: the grid layouts, the Safety Gym task ids and the labelled Atari games are
-    plain tables.
-    """
-    from .atari_labels import REGISTRY
-    from .grid import PRESETS
-    from .safety_gym import task_ids
-
-    ids = {f"{GYM_NAMESPACE}/{name}-v0": name for name in PRESETS}
-    for task_id in task_ids():  # Safety<Robot><Task><Level>-v0
-        body = task_id.removeprefix("Safety").removesuffix("-v0")
-        for spelling in (task_id, f"Safety{body}Vision-v0", f"Safexp-{body}-v0"):
-            ids[f"{GYM_NAMESPACE}/{spelling}"] = f"safetygym_{spelling}"
-    ids.update({f"{GYM_NAMESPACE}/atari_{game}-v0": f"atari_{game}" for game in REGISTRY})
-    return ids
-
-
-def register_gym_envs() -> None:
-    """Register every task with gymnasium under the ``ambs_verify/`` namespace (once; the module docstring)."""
-    for env_id, task in gym_tasks().items():
-        if env_id not in gym.registry:
-            gym.register(env_id, entry_point=f"{__name__}:make_env", kwargs={"task": task})
-    engine = f"{GYM_NAMESPACE}/Engine-v0"
-    if engine not in gym.registry:
-        gym.register(engine, entry_point="ambs_verify.envs.engine:Engine")
 
 
 def list_tasks(families: tuple[str, ...] | None = None) -> list[TaskInfo]:

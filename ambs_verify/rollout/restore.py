@@ -40,7 +40,7 @@ class RestoredAgent:
     :meth:`policy` binds them into what a driver steps: ``deployed`` (the default) is the agent a certificate is
     about (for AMBS the shielded agent; for a baseline dopamine's evaluation policy), and the DreamerV3 agents also
     act as ``task`` and ``safe``. ``make_env()`` builds one environment as the agent saw it in training;
-    ``obs_keys`` are the keys of its observations.
+    ``obs_keys`` are the keys of its observations and ``action_space`` its actions.
     """
 
     config: Config
@@ -48,6 +48,7 @@ class RestoredAgent:
     state: Any
     make_env: Callable[[], gym.Env]
     obs_keys: tuple[str, ...]
+    action_space: gym.Space
     step: int
     checkpoints: Checkpointer
 
@@ -102,4 +103,5 @@ def restore_agent(run_path: str | Path, step: int) -> RestoredAgent:
             state = checkpoints.restore(step, target=agent_tree(template, jax.random.PRNGKey(0))).tree["agent"]
     finally:
         probe.close()
-    return RestoredAgent(config, agent, state, make_env, tuple(obs_space.spaces), step, checkpoints)
+    keys = tuple(obs_space.spaces)
+    return RestoredAgent(config, agent, state, make_env, keys, probe.action_space, step, checkpoints)
