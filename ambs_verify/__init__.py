@@ -5,13 +5,17 @@ The Python API (:mod:`ambs_verify.api`): :func:`train`, :func:`certify`, :func:`
 imports none of JAX, MuJoCo or ALE; each function imports what it uses when called.
 """
 
-from importlib import metadata
-
 from .api import Certificate, LoadedAgent, Run, certify, load_agent, report, train, verify
 
 __all__ = ["Certificate", "LoadedAgent", "Run", "__version__", "certify", "load_agent", "report", "train", "verify"]
 
-try:
-    __version__ = metadata.version("ambs-verify")
-except metadata.PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0.0.0+unknown"
+
+def __getattr__(name: str) -> str:
+    if name == "__version__":  # read on demand: importlib.metadata is most of the package's import time
+        from importlib import metadata
+
+        try:
+            return metadata.version("ambs-verify")
+        except metadata.PackageNotFoundError:  # running from a source tree that was not installed
+            return "0.0.0+unknown"
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

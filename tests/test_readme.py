@@ -32,6 +32,7 @@ def test_the_python_api_example_runs_as_written(tmp_path, monkeypatch):
     out, scope = io.StringIO(), {"__name__": "readme"}
     with contextlib.redirect_stdout(out):
         exec(compile(code, "README.md (Python API)", "exec"), scope)
+    print(out.getvalue())  # shown by make test-learning (-rP): the example's output, as a reader would see it
     printed = out.getvalue().splitlines()
     run, cert, agent = scope["run"], scope["cert"], scope["agent"]
     # what it printed: the verdict and its statement, the verification, five steps of the shield, the report
