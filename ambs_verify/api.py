@@ -14,6 +14,7 @@ uses when it is called.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -217,6 +218,10 @@ def certify(
     from .runs import RunDir
 
     rundir = RunDir(_run_path(run))
+    accepted = [f.name for f in dataclasses.fields(CertifyOptions)]
+    unknown = sorted(set(settings) - set(accepted))
+    if unknown:
+        raise ValueError(f"unknown certify option(s) {', '.join(unknown)}; accepted: {', '.join(accepted)}")
     if isinstance(settings.get("spec"), str):
         settings["spec"] = parse_spec(settings["spec"])
     if settings.get("rollouts") == "auto":

@@ -35,3 +35,9 @@ def test_a_bad_key_is_refused_in_one_line_before_anything_is_written(tmp_path):
     with pytest.raises(ConfigError, match="nope"):
         av.train(["nope"], logdir=str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
+
+
+def test_an_unknown_certify_option_is_named_with_the_accepted_ones(tmp_path):
+    with pytest.raises(ValueError) as info:
+        av.certify(tmp_path, sample=32)
+    assert str(info.value).startswith("unknown certify option(s) sample; accepted: spec, delta, states, samples")
