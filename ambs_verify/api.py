@@ -309,7 +309,25 @@ class LoadedAgent:
         self._carry, self._first = None, True
 
     def act(self, obs: Any) -> Any:
-        """The action for observation ``obs`` (the environment's own format, unbatched)."""
+        """The action for observation ``obs``.
+
+        Parameters
+        ----------
+        obs : array or dict of arrays
+            One observation as the environment returns it, unbatched: e.g. ``(36,)`` float32 (the grid's one-hot
+            cell), ``(64, 64, 3)`` uint8 (an image), or a dict of such for ``observation="both"``.
+
+        Returns
+        -------
+        int or ndarray
+            An ``int`` for a ``Discrete`` action space, a ``(A,)`` array of the space's dtype for a ``Box``.
+
+        Notes
+        -----
+        Afterwards ``p_hat`` (a probability in [0, 1]) is the shield's estimate, from its ``m`` imagined traces,
+        that the task policy violates within the shield's horizon from this state, and ``override`` whether the
+        safe policy's action was returned instead of the task policy's.
+        """
         import jax
         import numpy as np
 
