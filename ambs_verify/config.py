@@ -73,7 +73,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "safety_critic_type": ("td3vfunction",),
     "penalty.penl_critic_type": ("vfunction", "td3vfunction"),
     "safety.twin_reduction": ("min", "max", "mean"),
-    "shield.rule": ("estimate", "bound"),
+    "shield.rule": ("estimate", "bound", "sequential"),
     # env options of a family other than the task's are never built, so their choices are checked here
     "env.atari.actions": ("all", "minimal"),
     "env.atari.lives": ("unused", "terminate", "reset"),
@@ -129,6 +129,7 @@ RANGES: dict[str, str] = {
     "shield.delta_safe": "(0, 1)",
     "shield.bound_delta": "(0, 1)",
     "shield.candidates": "[0, inf)",
+    "shield.batch": "[1, inf)",
     "safety.safe_reward_scale": "[0, inf)",
     "safety.cost_val": "(0, inf)",
     "penalty.penalty_coeff": "[0, inf)",

@@ -18,8 +18,9 @@ from ambs_verify.agents.shield import (
     shield_decision,
     violation_threshold,
 )
-from ambs_verify.config import resolve
+from ambs_verify.config import ConfigError, resolve
 from ambs_verify.estimators import upper_bound
+from ambs_verify.estimators.threshold_test import ThresholdTest
 from ambs_verify.rollout.agents import shield_config, size_config
 
 N_ENVS, OBS = 3, 36
@@ -144,13 +145,45 @@ def test_bound_rule_uses_the_certified_kl_bound(agent):
     assert not np.any(np.asarray(out["override"]))
 
 
+@pytest.mark.parametrize(("value", "decision"), [(0.0, "safe"), (10.0, "unsafe"), (2.0, None)])
+def test_sequential_rule_stops_at_the_first_look_the_test_decides(agent, value, decision):
+    """Traces in batches of 8 up to 64: a model that predicts no cost is judged safe, one that predicts a violation
+    everywhere unsafe, each at the first look where the threshold test can decide; p̂ is k/n over the traces
+    drawn. A mixed model (p̂ near 0.6 at the fixed rule) is decided by the counts, per env."""
+    ag, state, post = agent
+    state = with_cost_bias(state, value)
+    config = shield(samples=64, imag_horizon=5, cost_val=10.0, rule="sequential", eps=0.2, bound_delta=0.05, batch=8)
+    test = ThresholdTest(0.2, 0.05, 8, 64)
+    fn = jax.jit(lambda s, p, k: shield_decision(config, ag.wm, ag.task, s["wm"]["params"], s["task"], p, k))
+    out = jax.tree.map(np.asarray, fn(state, post, jax.random.PRNGKey(6)))
+    k, n = out["violations"], out["samples"]
+    np.testing.assert_allclose(out["p_hat"], k / n)
+    looks = n // 8 - 1
+    codes = test.decide(k, looks)
+    assert np.all((codes != 0) == out["decided"]) and np.all(out["decided"] | (n == 64))
+    assert np.all(out["override"] == ((codes == 2) | ((codes == 0) & (k / n > 0.2))))
+    if decision == "safe":  # k = 0 until the first look whose safe threshold admits it
+        assert np.all(k == 0) and np.all(n == test.looks[np.argmax(test.safe_max >= 0)]) and not out["override"].any()
+    elif decision == "unsafe":
+        first = test.looks[np.argmax(test.unsafe_min <= test.looks)]
+        assert np.all(k == n) and np.all(n == first) and out["override"].all()
+    else:  # some traces violate, some do not: decided unsafe wherever k reached the look's threshold
+        assert np.all((0 < k) & (k < n)) and np.all(out["override"])
+    with pytest.raises(ValueError, match=r"must be a multiple of shield\.batch"):
+        shield(rule="sequential", samples=60, batch=8)
+    with pytest.raises(ValueError, match=r"set shield\.candidates 0"):
+        shield(rule="sequential", samples=64, batch=8, candidates=2)
+    with pytest.raises(ConfigError, match=r"shield\.samples \(100\) must be a multiple of shield\.batch \(32\)"):
+        shield_config(resolve([], {"shield.rule": "sequential", "shield.samples": 100}))
+
+
 def test_shield_is_one_jitted_call(agent):
     ag, state, post = agent
     config = shield(samples=32, imag_horizon=4)
     fn = jax.jit(lambda s, p, k: shield_decision(config, ag.wm, ag.task, s["wm"]["params"], s["task"], p, k))
     out = fn(state, post, jax.random.PRNGKey(0))
     assert out["p_hat"].shape == (N_ENVS,)
-    with pytest.raises(ValueError, match="accepted: estimate, bound"):
+    with pytest.raises(ValueError, match="accepted: estimate, bound, sequential"):
         shield(rule="vote")
 
 

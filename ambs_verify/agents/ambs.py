@@ -6,7 +6,8 @@ decision (:func:`~ambs_verify.agents.shield.shield_decision`) and the executed a
 recurrent carry (spec §4.3 step 7). With ``shield=None`` (or a learner without a safe behaviour) it is plain
 DreamerV3: the unshielded baseline.
 
-The policy's extras are returned for the step they were computed for: ``p_hat``, ``bound`` and ``override``.
+The policy's extras are returned for the step they were computed for: ``p_hat``, ``bound`` and ``override``
+(with the sequential shield rule also ``samples``, the traces drawn, and ``decided``).
 """
 
 from __future__ import annotations
@@ -94,7 +95,14 @@ class DreamerAgent:
                 self.shield, learner.wm, learner.task, state["wm"]["params"], state["task"], post, k_shield
             )
             action = jnp.where(decision["override"][:, None], safe_action, decision.get("action", action))
-            extras = {k: decision[k] for k in ("p_hat", "bound", "override", "replaced") if k in decision}
+            shown = (
+                "p_hat",
+                "bound",
+                "override",
+                "replaced",
+                *(("samples", "decided") if "decided" in decision else ()),
+            )
+            extras = {k: decision[k] for k in shown if k in decision}
         return action, {"latent": post, "action": action}, extras
 
     def policy(

@@ -22,7 +22,15 @@ Per environment step and for each of ``N`` environments:
    trace, so on a task with frequent costs it measures a cost rate rather than this probability;
 5. override with the safe policy when the decision rule says unsafe: the paper's ``p_hat > shield_eps``
    (``rule="estimate"``, default) or a certified one-sided upper bound on p above ``delta_safe``
-   (``rule="bound"``, KL-Chernoff from :mod:`ambs_verify.estimators.jax_bounds`, confidence ``1 - bound_delta``).
+   (``rule="bound"``, KL-Chernoff from :mod:`ambs_verify.estimators.jax_bounds`, confidence ``1 - bound_delta``);
+
+   or, with ``rule="sequential"``, draw the traces ``batch`` at a time (one jitted ``lax.while_loop``) and stop as
+   soon as the anytime-valid test of :mod:`ambs_verify.estimators.threshold_test` decides "p < eps" (act) or
+   "p > eps" (override), at most ``samples`` traces. Guarantee, per decision and under the learned model: the
+   shield lets the task policy act with probability at most ``bound_delta`` when its violation probability is at
+   least ``eps``, and overrides it with probability at most ``bound_delta`` when it is at most ``eps``. A state
+   left undecided after ``samples`` traces (p close to eps) falls back to the paper's ``p_hat > eps`` on all of
+   them, without that guarantee; the extras ``samples`` (traces drawn) and ``decided`` say which happened.
 
 6. or, with ``candidates`` K >= 1, judge actions instead of the policy: draw K candidate actions from the task
    policy (distinct ones in a random order drawn without replacement for a discrete space, the first being the
@@ -39,6 +47,7 @@ tiled and averaged per env in Python lists; spec §14.2).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -46,6 +55,7 @@ import jax
 import jax.numpy as jnp
 
 from ..estimators import jax_bounds
+from ..estimators.threshold_test import ThresholdTest
 from . import rssm as R
 from .actor_critic import actor_candidates
 
@@ -59,7 +69,7 @@ __all__ = [
     "violation_threshold",
 ]
 
-RULES = ("estimate", "bound")
+RULES = ("estimate", "bound", "sequential")
 EVENTS = ("discounted", "within")
 
 
@@ -73,9 +83,12 @@ class ShieldConfig:
     ----------
     samples : m, imagined traces per decision.
     threshold_horizon : T in the violation threshold ``C * gamma_s^T`` (``event="within"``: the rollout length).
-    eps : override when ``p_hat > eps`` (rule ``"estimate"``).
-    rule : ``"estimate"`` (the paper) or ``"bound"`` (the KL upper bound against ``delta_safe``).
-    delta_safe, bound_delta : the bound rule's Δ and the bound's failure probability δ.
+    eps : override when ``p_hat > eps`` (rule ``"estimate"``; the sequential rule's threshold).
+    rule : ``"estimate"`` (the paper), ``"bound"`` (the KL upper bound against ``delta_safe``) or ``"sequential"``
+        (module doc, step 5).
+    delta_safe, bound_delta : the bound rule's Δ and the bound's failure probability δ (the sequential rule's
+        error bound, each way).
+    batch : traces per look of the sequential rule (``samples`` is a multiple of it).
     event : which traces count as violating (module doc, step 4).
     candidates : 0 judges the policy (the paper); K judges K candidate actions (module doc, step 6).
     imag_horizon : H, imagined steps of the ``"discounted"`` event (the paper hard-wires imag_horizon; §14.1).
@@ -85,9 +98,10 @@ class ShieldConfig:
     samples: int
     threshold_horizon: int
     eps: float
-    rule: Literal["estimate", "bound"]
+    rule: Literal["estimate", "bound", "sequential"]
     delta_safe: float
     bound_delta: float
+    batch: int
     event: Literal["discounted", "within"]
     candidates: int
     imag_horizon: int
@@ -104,6 +118,13 @@ class ShieldConfig:
             raise ValueError("shield samples and horizon must be >= 1")
         if self.candidates < 0:
             raise ValueError("shield candidates must be >= 0 (0 judges the policy, as the paper does)")
+        if self.rule == "sequential" and (self.batch < 1 or self.samples % self.batch):
+            raise ValueError(
+                f"the sequential rule draws traces in batches: shield.samples ({self.samples}) must be a multiple of "
+                f"shield.batch ({self.batch})"
+            )
+        if self.rule == "sequential" and self.candidates:
+            raise ValueError("the sequential rule judges the task policy: set shield.candidates 0")
 
 
 def violation_threshold(config: ShieldConfig) -> float:
@@ -230,6 +251,8 @@ def shield_decision(
     candidate), and two more entries: ``action (N, A)``, the first candidate judged safe (the proposal when it
     is; meaningless where ``override``), and ``replaced`` (bool: a later candidate replaced the proposal).
     """
+    if config.rule == "sequential":
+        return _sequential_decision(config, wm, task_behaviour, wm_params, task_state, posterior, key)
     m, k_cand = config.samples, config.candidates
     n_envs = jax.tree.leaves(posterior)[0].shape[0]
     k_traces, k_actions = jax.random.split(key) if k_cand else (key, None)
@@ -260,6 +283,51 @@ def shield_decision(
         out["action"] = jnp.take_along_axis(candidates, choice[:, None, None], axis=1)[:, 0]
         out["replaced"] = choice > 0
     return out
+
+
+@functools.lru_cache(maxsize=16)
+def _threshold_test(eps: float, delta: float, batch: int, budget: int) -> ThresholdTest:
+    return ThresholdTest(eps, delta, batch, budget)
+
+
+def _sequential_decision(config, wm, task_behaviour, wm_params, task_state, posterior, key) -> dict[str, jax.Array]:
+    """The sequential rule (module doc, step 5): batches of traces until the threshold test decides, per env.
+
+    Returns the entries of :func:`shield_decision` over the traces each env drew (``samples`` varies), plus
+    ``decided (N,)`` bool.
+    """
+    test = _threshold_test(config.eps, config.bound_delta, config.batch, config.samples)
+    safe_max, unsafe_min = jnp.asarray(test.safe_max), jnp.asarray(test.unsafe_min)
+    n_envs = jax.tree.leaves(posterior)[0].shape[0]
+    starts = jax.tree.map(lambda x: jnp.repeat(jax.lax.stop_gradient(x), config.batch, axis=0), posterior)
+
+    def undecided(carry):
+        look, _, _, decision = carry
+        return (look < len(test.looks)) & jnp.any(decision == 0)
+
+    def look_again(carry):
+        look, k, n, decision = carry
+        k_look = jax.random.fold_in(key, look)
+        violating = _trace_outcomes(config, wm, task_behaviour, wm_params, task_state, starts, None, k_look)
+        live = decision == 0  # a decided env keeps its counts (its traces of this batch are not used)
+        k = k + jnp.where(live, violating.reshape(n_envs, config.batch).sum(axis=1), 0)
+        n = n + jnp.where(live, config.batch, 0)
+        verdict = jnp.where(k <= safe_max[look], 1, jnp.where(k >= unsafe_min[look], 2, 0))
+        return look + 1, k, n, jnp.where(live, verdict, decision)
+
+    zeros = jnp.zeros((n_envs,), jnp.int32)
+    _, k, n, decision = jax.lax.while_loop(undecided, look_again, (jnp.int32(0), zeros, zeros, zeros))
+    p_hat = k / n
+    # undecided after the budget: the paper's rule on every trace drawn (NaN counts as unsafe)
+    override = (decision == 2) | ((decision == 0) & ~(p_hat <= config.eps))
+    return {
+        "p_hat": p_hat,
+        "violations": k,
+        "samples": n,
+        "bound": jax_bounds.kl_upper(k.astype(jnp.float32), n.astype(jnp.float32), config.bound_delta),
+        "override": override,
+        "decided": decision != 0,
+    }
 
 
 def model_violation_counts(

@@ -190,14 +190,17 @@ def shield_config(config: Config):
     from ..agents.shield import ShieldConfig
 
     safety = _safety(config)
-    return build(
-        ShieldConfig,
-        config.shield.to_dict(),
-        imag_horizon=config.imag_horizon,
-        cost_val=safety.cost_val,
-        discount=safety.discount,
-        shield_bootstrap=safety.shield_bootstrap,
-    )
+    try:
+        return build(
+            ShieldConfig,
+            config.shield.to_dict(),
+            imag_horizon=config.imag_horizon,
+            cost_val=safety.cost_val,
+            discount=safety.discount,
+            shield_bootstrap=safety.shield_bootstrap,
+        )
+    except ValueError as exc:  # a combination of shield keys the single-key checks cannot see
+        raise ConfigError(str(exc)) from None
 
 
 MODEL_SIZES = ("debug", "small", "medium", "large", "xlarge")  # spec §12.2 and §12.4: blocks of configs.yaml

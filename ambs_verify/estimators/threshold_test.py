@@ -1,0 +1,136 @@
+"""An anytime-valid test of ``p <= eps`` against ``p > eps`` that looks every ``batch`` observations: the
+sequential shield's decision rule, with exact operating characteristics.
+
+After each look, at ``n = batch, 2 batch, ..., max_n`` observations of which ``k`` are violations, the test
+
+* decides **safe** (``p < eps``) when the beta-binomial mixture confidence sequence at level ``delta``
+  (:func:`~.sequential.cs_excludes`) excludes ``eps`` and ``k / n < eps``;
+* decides **unsafe** (``p > eps``) when it excludes ``eps`` and ``k / n > eps``;
+* otherwise draws another batch; after ``max_n`` it is undecided.
+
+Both decisions are integer thresholds per look, computed once: safe when ``k <= safe_max[j]``, unsafe when
+``k >= unsafe_min[j]``, so a jitted loop only compares counts with two small tables.
+
+Notes
+-----
+Guarantee, for every p and whatever the number of looks: ``P(decide safe) <= delta`` when ``p >= eps`` and
+``P(decide unsafe) <= delta`` when ``p <= eps``. The confidence set at time n is an interval around ``k / n``
+(``ln M_n(p)`` is convex in p), so a wrong decision needs the set to exclude the true p at some time, which Ville's
+inequality bounds by ``delta`` for the mixture martingale. Both errors share that one event, so ``delta`` is not
+split. :meth:`ThresholdTest.operating_characteristic` computes both error probabilities and the expected number of
+observations exactly, by dynamic programming over the looks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from .errors import EstimatorInputError
+from .records import Number, Record, scalar_or_array
+from .sequential import cs_excludes
+
+__all__ = ["ThresholdOC", "ThresholdTest"]
+
+SAFE, UNSAFE, CONTINUE = 1, 2, 0
+
+
+@dataclass(frozen=True)
+class ThresholdOC(Record):
+    """Exact behaviour of a :class:`ThresholdTest` when the true proportion is ``p``.
+
+    ``safe + unsafe + undecided == 1``; ``expected_n`` is the mean number of observations drawn (at most
+    ``max_n``). Fields have the shape of ``p``.
+    """
+
+    p: Number
+    safe: Number
+    unsafe: Number
+    undecided: Number
+    expected_n: Number
+    max_n: int
+
+
+@dataclass(frozen=True)
+class ThresholdTest:
+    """The test of the module docstring.
+
+    Parameters
+    ----------
+    eps : float
+        The threshold, in (0, 1).
+    delta : float
+        Each error's probability bound, in (0, 1).
+    batch : int
+        Observations per look (>= 1).
+    max_n : int
+        The budget, a multiple of ``batch``.
+    a, b : float
+        The mixture's Beta prior (Jeffreys' 0.5, 0.5 by default, as :func:`~.sequential.confidence_sequence`).
+
+    Attributes
+    ----------
+    looks : (L,) int
+        ``n`` at each look.
+    safe_max, unsafe_min : (L,) int
+        The decision thresholds per look (``-1`` / ``n + 1`` where that decision is out of reach).
+    """
+
+    eps: float
+    delta: float
+    batch: int
+    max_n: int
+    a: float = 0.5
+    b: float = 0.5
+    looks: np.ndarray = field(init=False, repr=False, compare=False)
+    safe_max: np.ndarray = field(init=False, repr=False, compare=False)
+    unsafe_min: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not (0.0 < self.eps < 1.0 and 0.0 < self.delta < 1.0):
+            raise EstimatorInputError(f"eps and delta must lie in (0, 1) (got {self.eps}, {self.delta})")
+        if self.batch < 1 or self.max_n < self.batch or self.max_n % self.batch:
+            raise EstimatorInputError(f"max_n ({self.max_n}) must be a positive multiple of batch ({self.batch})")
+        looks = np.arange(self.batch, self.max_n + 1, self.batch)
+        safe_max, unsafe_min = [], []
+        for n in looks:
+            k = np.arange(n + 1)
+            excluded = cs_excludes(k, n, self.eps, self.delta, self.a, self.b)
+            below, above = excluded & (k < n * self.eps), excluded & (k > n * self.eps)
+            # the set is an interval around k/n: the excluded counts below (above) n*eps are a prefix (suffix)
+            safe_max.append(int(np.flatnonzero(below).max()) if below.any() else -1)
+            unsafe_min.append(int(np.flatnonzero(above).min()) if above.any() else int(n) + 1)
+        object.__setattr__(self, "looks", looks)
+        object.__setattr__(self, "safe_max", np.asarray(safe_max))
+        object.__setattr__(self, "unsafe_min", np.asarray(unsafe_min))
+
+    def decide(self, k, look) -> np.ndarray:
+        """Decision codes (0 continue, 1 safe, 2 unsafe) for ``k`` violations at look index ``look``."""
+        k, look = np.asarray(k), np.asarray(look)
+        return np.where(k <= self.safe_max[look], SAFE, np.where(k >= self.unsafe_min[look], UNSAFE, CONTINUE))
+
+    def operating_characteristic(self, p) -> ThresholdOC:
+        """Exact decision probabilities and expected observations at true proportion(s) ``p`` in [0, 1]."""
+        ps = np.atleast_1d(np.asarray(p, dtype=float))
+        if not np.all((ps >= 0.0) & (ps <= 1.0)):
+            raise EstimatorInputError("p must lie in [0, 1]")
+        rows = np.array([self._dynamic_programme(q) for q in ps.ravel()]).reshape(*ps.shape, 4)
+        fields = [scalar_or_array(rows[..., i].reshape(np.shape(p))) for i in range(4)]
+        return ThresholdOC(scalar_or_array(p), *fields, max_n=self.max_n)
+
+    def _dynamic_programme(self, p: float) -> tuple[float, float, float, float]:
+        """``(safe, unsafe, undecided, expected_n)`` at one p: the undecided mass over k, look by look."""
+        step = stats.binom.pmf(np.arange(self.batch + 1), self.batch, p)
+        mass = np.ones(1)  # k = 0 before the first look
+        safe = unsafe = expected = 0.0
+        for j in range(len(self.looks)):
+            expected += self.batch * mass.sum()  # every path still undecided draws this batch
+            mass = np.convolve(mass, step)
+            cut_safe, cut_unsafe = self.safe_max[j] + 1, self.unsafe_min[j]
+            safe += mass[:cut_safe].sum()
+            unsafe += mass[cut_unsafe:].sum()
+            mass[:cut_safe] = 0.0
+            mass[cut_unsafe:] = 0.0
+        return safe, unsafe, float(mass.sum()), expected
