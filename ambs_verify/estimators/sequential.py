@@ -10,8 +10,9 @@ here are valid when the number of samples is decided on the fly:
   2021): bounds ``(lower_t, upper_t)`` that contain p at all times ``t`` simultaneously with probability at
   least ``1 - delta``, so it may be monitored continuously and stopped at any data-dependent time.
 
-Library only, for now: neither the shield nor ``certify`` calls it yet (both draw a fixed number of samples); the
-Python API and the tests do. A sequential shield rule and sequential certificates are planned on top of it.
+The sequential shield rule (``shield.rule sequential``) decides with :func:`cs_excludes` through
+:mod:`.threshold_test`; ``certify`` still draws a fixed number of samples (sequential certificates are planned), and
+the SPRT is library-only.
 
 It is implemented here rather than imported because the maintained library ``expectation`` requires
 Python >= 3.12 and ``confseq`` is an unmaintained C++/boost source distribution.
