@@ -9,6 +9,8 @@ envs (m ∈ {64, 256, 512, 1024}, H ∈ {15, 30}; quick: debug and small at the 
   body once), the achieved GFLOP/s and its fraction of this machine's **f32 matmul ceiling**, measured in the same
   run (before and after the decisions, the better kept) with large jitted square matmuls at default precision, as
   the model's own matmuls. The FLOP count includes elementwise work, so the fraction is a slight overestimate;
+* for debug and small, 1 env, H 15: the **sequential rule** (batch 32, up to 512 traces) against the fixed m 512
+  at p = 1 and at p = 0 (eps 0.01 and 0.05): traces drawn and the latency ratio, in one run;
 * for 8 envs at H 15, the **paper's per-env loop**: the published code decided env by env, one jitted shield call
   per env and a Python list comprehension averaging each env's violating traces. Here: the same jitted
   ``shield_decision`` on a 1-env posterior, called once per env (posteriors sliced beforehand, which favours the
@@ -96,10 +98,10 @@ class _Size:
     def posterior(self, envs: int):
         return jax.tree.map(lambda x: x[:envs], self.post)
 
-    def decide_fn(self, samples: int, horizon: int, unrolled: bool = False):
+    def decide_fn(self, samples: int, horizon: int, unrolled: bool = False, **changes):
         agent = self.unrolled if unrolled else self.agent
         paper = shield_config(resolve([], {"safety.cost_val": 10.0}))  # the paper's shield (defaults block), C = 10
-        shield = dataclasses.replace(paper, samples=samples, imag_horizon=horizon)
+        shield = dataclasses.replace(paper, samples=samples, imag_horizon=horizon, **changes)
 
         def decide(wm_params, task_state, posterior, key):
             return shield_decision(shield, agent.wm, agent.task, wm_params, task_state, posterior, key)
@@ -165,6 +167,55 @@ def measure(sz: _Size, envs: int, samples: int, horizon: int, budget: tuple[int,
     return out
 
 
+def always_violating(params: dict) -> dict:
+    """World-model parameters whose cost head predicts C = 10 everywhere (all its mass on that bin): every imagined
+    trace violates, p = 1, as far from eps as a state can be."""
+    from ambs_verify.agents.distributions import symlog, twohot_bins
+
+    bins = np.asarray(twohot_bins())
+    bias = np.full(bins.shape, -30.0, np.float32)
+    bias[int(np.argmin(np.abs(bins - float(symlog(jnp.float32(10.0))))))] = 30.0
+    out = jax.tree.map(lambda x: x, params)
+    dense = out["cost"]["out"]["Dense_0"]
+    dense["bias"], dense["kernel"] = jnp.asarray(bias), jnp.zeros_like(dense["kernel"])
+    return out
+
+
+def sequential_rows(sz: _Size, budget: tuple[int, float, int]) -> list[dict]:
+    """Fixed m 512 against the sequential rule (batch 32, up to 512, delta 0.01), H 15, 1 env, timed in one run:
+    at p = 1 (a cost head that predicts a violation everywhere; decided "unsafe" at the first look, eps 0.01) and
+    at the untrained model's p = 0 with eps 0.05 (decided "safe") and eps 0.01 (undecided: all 512 traces)."""
+    post, key = sz.posterior(1), jax.random.PRNGKey(2)
+    cases = [("p=1, eps 0.01", always_violating(sz.params), 0.01), ("p=0, eps 0.05", sz.params, 0.05)]
+    cases.append(("p=0, eps 0.01", sz.params, 0.01))
+    rows = []
+    for name, params, eps in cases:
+        args = (params, sz.task, post, key)
+        timings, traces = {}, {}
+        for rule in ("estimate", "sequential"):
+            compiled = sz.decide_fn(512, 15, rule=rule, eps=eps, batch=32).lower(*args).compile()
+            timings[rule] = time_adaptive(lambda c=compiled, a=args: jax.block_until_ready(c(*a)), *budget)
+            traces[rule] = int(np.asarray(compiled(*args)["samples"])[0])
+        rows.append(
+            {
+                "size": sz.size,
+                "case": name,
+                "traces": traces,
+                "fixed_s": timings["estimate"]["median_s"],
+                "sequential_s": timings["sequential"]["median_s"],
+                "speedup": timings["estimate"]["median_s"] / timings["sequential"]["median_s"],
+            }
+        )
+        r = rows[-1]
+        print(
+            f"{sz.size:7s} sequential {name}: {traces['sequential']} traces, {r['sequential_s'] * 1e3:.1f} ms against "
+            f"fixed 512 {r['fixed_s'] * 1e3:.1f} ms (x{r['speedup']:.2f})",
+            file=sys.stderr,
+            flush=True,
+        )
+    return rows
+
+
 def settings(quick: bool) -> list[tuple[int, int, int]]:
     """(envs, m, H) to measure per size."""
     if quick or smoke():
@@ -187,9 +238,11 @@ def run(quick: bool) -> dict:
     ceiling_sizes = (256, 512) if smoke() else None
     before = matmul_ceiling(ceiling_sizes, repeats=3 if quick else 7)
     print(f"f32 matmul ceiling: {before['gflops_per_s']:.1f} GFLOP/s (n {before['n']})", file=sys.stderr, flush=True)
-    rows = []
+    rows, sequential = [], []
     for size in sizes(quick):
         sz = cached_size(size)
+        if size in ("debug", "small"):
+            sequential += sequential_rows(sz, budget)
         for envs, samples, horizon in settings(quick):
             rows.append(measure(sz, envs, samples, horizon, budget, loop=envs > 1 and horizon == 15))
             res = rows[-1]
@@ -208,7 +261,7 @@ def run(quick: bool) -> dict:
     for res in rows:
         if res["gflops_per_s"]:
             res["fraction_of_ceiling"] = res["gflops_per_s"] / ceiling["gflops_per_s"]
-    return {"device": str(jax.devices()[0]), "matmul_ceiling": ceiling, "rows": rows}
+    return {"device": str(jax.devices()[0]), "matmul_ceiling": ceiling, "rows": rows, "sequential": sequential}
 
 
 def headline(result: dict) -> list[dict]:
@@ -239,6 +292,16 @@ def headline(result: dict) -> list[dict]:
                 fmt_seconds(r["median_s"]),
                 fmt_range(r["min_s"], r["max_s"]),
                 "; ".join(ratios) or "—",
+            )
+        )
+    for r in result.get("sequential", []):
+        out.append(
+            row(
+                f"{r['size']}, 1 env, H 15, sequential rule, {r['case']}",
+                f"{r['traces']['sequential']} traces against 512",
+                fmt_seconds(r["sequential_s"]),
+                f"fixed {fmt_seconds(r['fixed_s'])}",
+                f"fixed/sequential ×{r['speedup']:.2f}",
             )
         )
     return out
