@@ -145,17 +145,27 @@ def test_bound_rule_uses_the_certified_kl_bound(agent):
     assert not np.any(np.asarray(out["override"]))
 
 
+SEQUENTIAL = {"samples": 64, "imag_horizon": 5, "cost_val": 10.0, "rule": "sequential", "eps": 0.2}
+SEQUENTIAL |= {"bound_delta": 0.05, "batch": 8}
+
+
+@pytest.fixture(scope="module")
+def sequential_fn(agent):
+    """The sequential rule jitted once for the module (the parametrised test changes only the state)."""
+    ag, _, _ = agent
+    config = shield(**SEQUENTIAL)
+    return jax.jit(lambda s, p, k: shield_decision(config, ag.wm, ag.task, s["wm"]["params"], s["task"], p, k))
+
+
 @pytest.mark.parametrize(("value", "decision"), [(0.0, "safe"), (10.0, "unsafe"), (2.0, None)])
-def test_sequential_rule_stops_at_the_first_look_the_test_decides(agent, value, decision):
+def test_sequential_rule_stops_at_the_first_look_the_test_decides(agent, sequential_fn, value, decision):
     """Traces in batches of 8 up to 64: a model that predicts no cost is judged safe, one that predicts a violation
     everywhere unsafe, each at the first look where the threshold test can decide; p̂ is k/n over the traces
     drawn. A mixed model (p̂ near 0.6 at the fixed rule) is decided by the counts, per env."""
-    ag, state, post = agent
+    _, state, post = agent
     state = with_cost_bias(state, value)
-    config = shield(samples=64, imag_horizon=5, cost_val=10.0, rule="sequential", eps=0.2, bound_delta=0.05, batch=8)
     test = ThresholdTest(0.2, 0.05, 8, 64)
-    fn = jax.jit(lambda s, p, k: shield_decision(config, ag.wm, ag.task, s["wm"]["params"], s["task"], p, k))
-    out = jax.tree.map(np.asarray, fn(state, post, jax.random.PRNGKey(6)))
+    out = jax.tree.map(np.asarray, sequential_fn(state, post, jax.random.PRNGKey(6)))
     k, n = out["violations"], out["samples"]
     np.testing.assert_allclose(out["p_hat"], k / n)
     looks = n // 8 - 1
