@@ -398,3 +398,19 @@ def test_the_python_api_reads_and_acts_with_what_the_cli_wrote(certified, tmp_pa
         av.Run.open(tmp_path)
     with pytest.raises(ValueError, match="out is for a comparison"):
         av.report(run, out=tmp_path)
+
+
+def test_the_deployed_section_names_a_sequential_shield_and_its_guarantee():
+    import dataclasses
+    import types
+
+    from ambs_verify.config import resolve
+    from ambs_verify.reports.certify import _policy_name
+    from ambs_verify.rollout.agents import shield_config
+
+    paper = shield_config(resolve(["quickstart"], {}))
+    sequential = dataclasses.replace(paper, rule="sequential", samples=512, batch=32)
+    text = _policy_name(types.SimpleNamespace(learner=object(), shield=sequential))
+    assert "anytime-valid test of p <= 0.01 against p > 0.01" in text and "error 0.01 each way" in text
+    assert "at most 512 traces" in text
+    assert _policy_name(types.SimpleNamespace(learner=object(), shield=paper)).endswith("with their memory")

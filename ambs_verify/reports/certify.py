@@ -443,7 +443,14 @@ def _policy_name(agent) -> str:
     """What the deployed section rolls out, in words."""
     if getattr(agent, "learner", None) is None:
         return "the baseline's evaluation policy (epsilon_eval-greedy); no shield"
-    if getattr(agent, "shield", None) is not None:
+    shield = getattr(agent, "shield", None)
+    if shield is not None and shield.rule == "sequential":
+        return (
+            "the shielded agent: task policy, shield and safe policy, with their memory; the shield decides each "
+            f"step with an anytime-valid test of p <= {shield.eps:g} against p > {shield.eps:g} under its model, "
+            f"at error {shield.bound_delta:g} each way, from at most {shield.samples} traces"
+        )
+    if shield is not None:
         return "the shielded agent: task policy, shield and safe policy, with their memory"
     return "the task policy (this agent has no shield)"
 
