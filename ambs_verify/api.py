@@ -100,13 +100,13 @@ def _dotted(overrides: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def train(configs: Sequence[str], *, force: bool = False, **overrides: Any) -> Run:
+def train(configs: str | Sequence[str], *, force: bool = False, **overrides: Any) -> Run:
     """Train (or resume) the run ``configs`` and ``overrides`` describe; ``ambs-verify train``.
 
     Parameters
     ----------
-    configs : sequence of str
-        Named blocks of ``configs.yaml``, merged left to right (e.g. ``["quickstart"]``, ``["atari", "small"]``).
+    configs : str or sequence of str
+        Named blocks of ``configs.yaml``, merged left to right (e.g. ``"quickstart"``, ``["atari", "small"]``).
     force : bool
         Resume a run directory although its stored config differs in a key that matters.
     **overrides
@@ -125,7 +125,8 @@ def train(configs: Sequence[str], *, force: bool = False, **overrides: Any) -> R
     """
     from .config import resolve
 
-    return train_config(resolve(list(configs), _dotted(overrides)), force=force)
+    blocks = [configs] if isinstance(configs, str) else list(configs)  # "quickstart" is one block, not ten
+    return train_config(resolve(blocks, _dotted(overrides)), force=force)
 
 
 def train_config(config: Config, force: bool = False) -> Run:

@@ -34,6 +34,8 @@ def test_a_bad_key_is_refused_in_one_line_before_anything_is_written(tmp_path):
     assert "\n" not in str(info.value) and "run.stepz" in str(info.value)
     with pytest.raises(ConfigError, match="nope"):
         av.train(["nope"], logdir=str(tmp_path / "run"))
+    with pytest.raises(ConfigError, match="'nope'"):  # one block given as a string is that block, not its letters
+        av.train("nope", logdir=str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
 
 
