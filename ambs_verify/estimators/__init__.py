@@ -29,6 +29,7 @@ from .sequential import (
     cs_bounds,
     cs_excludes,
 )
+from .threshold_test import ThresholdOC, ThresholdTest
 
 __all__ = [
     "METHODS",
@@ -45,6 +46,8 @@ __all__ = [
     "OperatingCharacteristic",
     "SPRTResult",
     "SampleSize",
+    "ThresholdOC",
+    "ThresholdTest",
     "compose_real_bound",
     "confidence_sequence",
     "cs_bounds",
