@@ -345,11 +345,11 @@ class LoadedAgent:
     def _env_action(self, action: np.ndarray) -> Any:
         import gymnasium as gym
 
+        from .rollout.driver import env_actions
+
         space = self.restored.action_space
-        if isinstance(space, gym.spaces.Discrete):  # one-hot from the DreamerV3 agents, an index from the baselines
-            index = action[0].argmax() if action.ndim == 2 else action[0]
-            return int(index) + int(space.start)
-        return action[0].astype(space.dtype)
+        first = env_actions(space, action)[0]
+        return int(first) if isinstance(space, gym.spaces.Discrete) else first.astype(space.dtype)
 
 
 def load_agent(run: Run | PathLike, step: int | None = None, *, shielded: bool = True, seed: int = 0) -> LoadedAgent:

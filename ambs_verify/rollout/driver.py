@@ -41,7 +41,7 @@ import gymnasium as gym
 import jax
 import numpy as np
 
-__all__ = ["Driver", "EpisodeStats", "Policy", "StepResult", "key_observation", "random_policy"]
+__all__ = ["Driver", "EpisodeStats", "Policy", "StepResult", "env_actions", "key_observation", "random_policy"]
 
 Policy = Callable[[dict[str, np.ndarray], Any, Any], tuple[Any, Any, Mapping[str, Any]]]
 FLAG_KEYS = ("is_first", "is_last", "is_terminal")
@@ -65,6 +65,15 @@ def _numpy_rng(rng: Any) -> np.random.Generator:
         return rng
     data = jax.random.key_data(rng) if jax.dtypes.issubdtype(rng.dtype, jax.dtypes.prng_key) else rng
     return np.random.default_rng(np.asarray(data).astype(np.uint64).tolist())
+
+
+def env_actions(act_space: gym.Space, actions: Any) -> np.ndarray:
+    """A policy's batch of actions as the environment takes them: one-hot rows (the DreamerV3 agents) become indices
+    of a ``Discrete`` space; indices and ``Box`` actions pass through."""
+    actions = np.asarray(actions)
+    if isinstance(act_space, gym.spaces.Discrete) and actions.ndim == 2:
+        actions = actions.argmax(-1) + act_space.start
+    return actions
 
 
 def random_policy(act_space: gym.Space, num_envs: int) -> Policy:
@@ -245,9 +254,7 @@ class Driver:
         return out
 
     def _env_actions(self, actions: Any) -> np.ndarray:
-        actions = np.asarray(actions)
-        if isinstance(self.act_space, gym.spaces.Discrete) and actions.ndim == 2:  # one-hot from the policy
-            actions = actions.argmax(-1) + self.act_space.start
+        actions = env_actions(self.act_space, actions)
         if actions.shape[0] != self.num_envs:
             raise ValueError(f"the policy returned {actions.shape[0]} actions for {self.num_envs} envs")
         return actions
