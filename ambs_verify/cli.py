@@ -360,6 +360,17 @@ def certify_command(
         str,
         typer.Option(help="Weights of δ's Bonferroni split over model,real,audit,deployed (four positive numbers)."),
     ] = ",".join(f"{w:g}" for w in CERTIFY.split),
+    sequential: Annotated[
+        bool,
+        typer.Option(
+            "--sequential",
+            help="Draw each audited state's rollouts of the deployed agent in looks until an anytime-valid test "
+            "decides it (pass or fail), at most --max-rollouts.",
+        ),
+    ] = False,
+    max_rollouts: Annotated[
+        int, typer.Option(min=1, help="--sequential: the most rollouts at one audited state (a multiple of 32).")
+    ] = CERTIFY.max_rollouts,
     progress: Annotated[bool, typer.Option(metavar="", help="Show a progress bar.")] = True,
 ) -> None:
     """Write certificates/<step>.json for checkpoints of a run: model level, real environment, audit, verdict."""
@@ -383,6 +394,8 @@ def certify_command(
         rollouts=_rollouts_option(rollouts),
         seed=seed,
         split=_split_option(delta_split),
+        sequential=sequential,
+        max_rollouts=max_rollouts,
     )
     warning = impossible_pass(options)
     if warning:
@@ -397,19 +410,28 @@ def certify_command(
 
             cert = certify(rundir.path, step, progress=show, options=options)
             bar.remove_task(job)
-            doc, path = cert.document, cert.path
-            v, dep, real = doc["verdict"], doc["deployed"], doc["real"]
-            audited = (
-                f"deployed agent at {dep['states']} audited states × {dep['rollouts']} rollouts: upper max "
-                f"{dep['summary']['upper_max']:.4g}"
-                if dep["available"]
-                else f"no audit ({dep['reason']})"
-            )
-            console.print(
-                f"checkpoint {step}: {v['status'].upper()} for {doc['spec']['text']} at confidence "
-                f"{v['confidence']:.4g}; {audited}; episodes violating {real['violating_episodes']}/"
-                f"{real['episodes']}; model level {v['model_level']}; {path}"
-            )
+            console.print(_certificate_line(cert))
+
+
+def _certificate_line(cert) -> str:
+    """``certify``'s one line per checkpoint: the verdict and where its evidence came from."""
+    doc, path = cert.document, cert.path
+    v, dep, real = doc["verdict"], doc["deployed"], doc["real"]
+    each = (
+        f"{min(dep['sequential']['rollouts'])}-{dep['rollouts']} rollouts (sequential)"
+        if dep.get("sequential")
+        else f"{dep['rollouts']} rollouts"
+    )
+    audited = (
+        f"deployed agent at {dep['states']} audited states × {each}: upper max {dep['summary']['upper_max']:.4g}"
+        if dep["available"]
+        else f"no audit ({dep['reason']})"
+    )
+    return (
+        f"checkpoint {doc['provenance']['checkpoint_step']}: {v['status'].upper()} for {doc['spec']['text']} at "
+        f"confidence {v['confidence']:.4g}; {audited}; episodes violating {real['violating_episodes']}/"
+        f"{real['episodes']}; model level {v['model_level']}; {path}"
+    )
 
 
 def _split_option(value: str) -> tuple[float, ...]:

@@ -130,6 +130,7 @@ RANGES: dict[str, str] = {
     "shield.bound_delta": "(0, 1)",
     "shield.candidates": "[0, inf)",
     "shield.batch": "[1, inf)",
+    "shield.growth": "[1, inf)",
     "safety.safe_reward_scale": "[0, inf)",
     "safety.cost_val": "(0, inf)",
     "penalty.penalty_coeff": "[0, inf)",

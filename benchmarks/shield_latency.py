@@ -9,8 +9,8 @@ envs (m ∈ {64, 256, 512, 1024}, H ∈ {15, 30}; quick: debug and small at the 
   body once), the achieved GFLOP/s and its fraction of this machine's **f32 matmul ceiling**, measured in the same
   run (before and after the decisions, the better kept) with large jitted square matmuls at default precision, as
   the model's own matmuls. The FLOP count includes elementwise work, so the fraction is a slight overestimate;
-* for debug and small, 1 env, H 15: the **sequential rule** (batch 32, up to 512 traces) against the fixed m 512
-  at p = 1 and at p = 0 (eps 0.01 and 0.05): traces drawn and the latency ratio, in one run;
+* for debug and small, 1 env, H 15: the **sequential rule** (looks at 32, 64, ..., 512 traces; and a look every 32)
+  against the fixed m 512 at p = 1 and at p = 0 (eps 0.01 and 0.05): traces drawn and the latency ratios, in one run;
 * for 8 envs at H 15, the **paper's per-env loop**: the published code decided env by env, one jitted shield call
   per env and a Python list comprehension averaging each env's violating traces. Here: the same jitted
   ``shield_decision`` on a 1-env posterior, called once per env (posteriors sliced beforehand, which favours the
@@ -181,10 +181,14 @@ def always_violating(params: dict) -> dict:
     return out
 
 
+SEQUENTIAL_VARIANTS = {"estimate": {}, "sequential": {"growth": 2}, "sequential_every_32": {"growth": 1}}
+
+
 def sequential_rows(sz: _Size, budget: tuple[int, float, int]) -> list[dict]:
-    """Fixed m 512 against the sequential rule (batch 32, up to 512, delta 0.01), H 15, 1 env, timed in one run:
-    at p = 1 (a cost head that predicts a violation everywhere; decided "unsafe" at the first look, eps 0.01) and
-    at the untrained model's p = 0 with eps 0.05 (decided "safe") and eps 0.01 (undecided: all 512 traces)."""
+    """Fixed m 512 against the sequential rule (first look 32, up to 512, delta 0.01), H 15, 1 env, timed in one run,
+    with the default growing looks (32, 64, ..., 512) and with a look every 32 traces: at p = 1 (a cost head that
+    predicts a violation everywhere; decided "unsafe" at the first look, eps 0.01) and at the untrained model's
+    p = 0 with eps 0.05 (decided "safe") and eps 0.01 (undecided: all 512 traces)."""
     post, key = sz.posterior(1), jax.random.PRNGKey(2)
     cases = [("p=1, eps 0.01", always_violating(sz.params), 0.01), ("p=0, eps 0.05", sz.params, 0.05)]
     cases.append(("p=0, eps 0.01", sz.params, 0.01))
@@ -192,24 +196,28 @@ def sequential_rows(sz: _Size, budget: tuple[int, float, int]) -> list[dict]:
     for name, params, eps in cases:
         args = (params, sz.task, post, key)
         timings, traces = {}, {}
-        for rule in ("estimate", "sequential"):
-            compiled = sz.decide_fn(512, 15, rule=rule, eps=eps, batch=32).lower(*args).compile()
-            timings[rule] = time_adaptive(lambda c=compiled, a=args: jax.block_until_ready(c(*a)), *budget)
-            traces[rule] = int(np.asarray(compiled(*args)["samples"])[0])
+        for variant, changes in SEQUENTIAL_VARIANTS.items():
+            rule = "estimate" if variant == "estimate" else "sequential"
+            compiled = sz.decide_fn(512, 15, rule=rule, eps=eps, batch=32, **changes).lower(*args).compile()
+            timings[variant] = time_adaptive(lambda c=compiled, a=args: jax.block_until_ready(c(*a)), *budget)
+            traces[variant] = int(np.asarray(compiled(*args)["samples"])[0])
+        fixed = timings["estimate"]["median_s"]
         rows.append(
             {
                 "size": sz.size,
                 "case": name,
                 "traces": traces,
-                "fixed_s": timings["estimate"]["median_s"],
+                "fixed_s": fixed,
                 "sequential_s": timings["sequential"]["median_s"],
-                "speedup": timings["estimate"]["median_s"] / timings["sequential"]["median_s"],
+                "speedup": fixed / timings["sequential"]["median_s"],
+                "every_32_s": timings["sequential_every_32"]["median_s"],
+                "every_32_speedup": fixed / timings["sequential_every_32"]["median_s"],
             }
         )
         r = rows[-1]
         print(
-            f"{sz.size:7s} sequential {name}: {traces['sequential']} traces, {r['sequential_s'] * 1e3:.1f} ms against "
-            f"fixed 512 {r['fixed_s'] * 1e3:.1f} ms (x{r['speedup']:.2f})",
+            f"{sz.size:7s} sequential {name}: {traces['sequential']} traces, {r['sequential_s'] * 1e3:.1f} ms "
+            f"(every 32: {r['every_32_s'] * 1e3:.1f} ms) against fixed 512 {fixed * 1e3:.1f} ms (x{r['speedup']:.2f})",
             file=sys.stderr,
             flush=True,
         )
@@ -300,8 +308,8 @@ def headline(result: dict) -> list[dict]:
                 f"{r['size']}, 1 env, H 15, sequential rule, {r['case']}",
                 f"{r['traces']['sequential']} traces against 512",
                 fmt_seconds(r["sequential_s"]),
-                f"fixed {fmt_seconds(r['fixed_s'])}",
-                f"fixed/sequential ×{r['speedup']:.2f}",
+                f"fixed {fmt_seconds(r['fixed_s'])}; a look every 32 {fmt_seconds(r['every_32_s'])}",
+                f"fixed/sequential ×{r['speedup']:.2f} (every 32: ×{r['every_32_speedup']:.2f})",
             )
         )
     return out

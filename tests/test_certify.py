@@ -16,6 +16,7 @@ from test_cli import run  # the same in-process CLI runner
 from test_train_cli import FAST
 
 from ambs_verify.estimators import intervals
+from ambs_verify.estimators.sequential import cs_bounds
 from ambs_verify.reports.certificate import CertificateError, field_name, read_certificate, validate_certificate
 from ambs_verify.reports.certify import (
     CertifyOptions,
@@ -25,6 +26,7 @@ from ambs_verify.reports.certify import (
     impossible_pass,
     options_from_certificate,
     parse_spec,
+    sequential_test,
 )
 from ambs_verify.reports.verify import check_recomputation
 from ambs_verify.rollout.acting import reservoir_slot
@@ -174,11 +176,17 @@ def test_every_single_field_edit_is_detected_and_named(certified):
     stored = read_certificate(logdir / "certificates" / "60.json")
     fresh = certify_checkpoint(logdir, 60, options_from_certificate(stored))
     fresh["provenance"]["run"] = stored["provenance"]["run"]
+    rejected, named = _edits_detected(stored, fresh)
+    assert rejected + named > 150 and named > 100
+    print(f"{rejected + named} single-field edits: {rejected} rejected by the schema, {named} named by verify")
+
+
+def _edits_detected(stored: dict, fresh: dict) -> tuple[int, int]:
+    """Edit every leaf of ``stored`` in turn; each edit must be rejected by the schema or named by the comparison with
+    ``fresh`` (which must match the unedited certificate). Returns (rejected, named)."""
     assert check_recomputation(stored, fresh).ok
-    paths = list(_leaf_paths(stored))
-    assert len(paths) > 150
     rejected = named = 0
-    for path in paths:
+    for path in _leaf_paths(stored):
         edited = copy.deepcopy(stored)
         _set(edited, path, _edit(_get(stored, path)))
         name = field_name(path)
@@ -192,8 +200,62 @@ def test_every_single_field_edit_is_detected_and_named(certified):
         shown = "seal" if path[0] == "seal" else name
         assert result.reason.startswith(shown), (name, result.reason)
         named += 1
-    assert rejected + named == len(paths) and named > 100
-    print(f"{len(paths)} single-field edits: {rejected} rejected by the schema, {named} named by verify")
+    return rejected, named
+
+
+def test_sequential_certificates_stop_where_the_test_decides_and_verify(certified, tmp_path, monkeypatch, capsys):
+    """``certify --sequential``: each audited state drew rollouts look by look (32, 64, 128) until the confidence
+    sequence at its share of δ decided, every stop agrees with the threshold test, the bounds are that sequence's
+    (never 0 above), an undecided state states the rollouts it would need, and verify recomputes the certificate
+    and names every single-field edit."""
+    logdir = tmp_path / "run"
+    shutil.copytree(certified[0], logdir)  # the other tests read the fixture's fixed-sample certificates
+    small = ["--states", "6", "--samples", "32", "--episodes", "3", "--audit-states", "3", "--seed", "3"]
+    args = ["certify", str(logdir), "--checkpoints", "60", *small, "--no-progress", "--sequential"]
+    code, out, err = run([*args, "--spec", "H=8,p<=0.2", "--max-rollouts", "128"], monkeypatch, capsys)
+    assert code == 0 and not err, err
+    assert "rollouts (sequential)" in out
+    stored = read_certificate(logdir / "certificates" / "60.json")
+    options = options_from_certificate(stored)
+    assert options.sequential and options.max_rollouts == 128
+    dep, seq = stored["deployed"], stored["deployed"]["sequential"]
+    test = sequential_test(options, 3)
+    assert seq["looks"] == [32, 64, 128] and test.delta == dep["delta"] / 3
+    assert stored["delta"]["ledger"][-1] == {"bound": "deployed.sequence", "count": 3, "delta_each": test.delta}
+    k, n = np.asarray(dep["violations"]), np.asarray(seq["rollouts"])
+    lower, upper = cs_bounds(k, n, test.delta)
+    np.testing.assert_array_equal(dep["upper"], upper)
+    np.testing.assert_array_equal(dep["lower"], lower)
+    assert min(dep["upper"]) > 0 and max(n) == dep["rollouts"]
+    looks = [seq["looks"].index(m) for m in n]  # every state stopped at a look
+    codes = test.decide(k, looks)
+    failed = (codes == 2).any()
+    for code_, decision, m, need, kk in zip(codes, seq["decision"], n, seq["rollouts_needed"], k, strict=True):
+        assert decision == {0: "undecided", 1: "pass", 2: "fail"}[int(code_)]
+        assert decision != "undecided" or m == 128 or failed  # undecided only at the budget or after a failure
+        assert need == (int(test.needed(kk)) if decision == "undecided" and test.needed(kk) > 0 else None)
+    status = stored["verdict"]["status"]
+    assert status == ("fail" if failed else "pass" if (codes == 1).all() else "inconclusive")
+    fresh = certify_checkpoint(logdir, 60, options)
+    fresh["provenance"]["run"] = stored["provenance"]["run"]
+    assert _edits_detected(stored, fresh)[1] > 100
+
+
+def test_a_sequential_budget_too_small_to_pass_warns_and_is_undecided():
+    """At k = 0 the sequence's upper bound is positive and the rollouts needed to pass are exact."""
+    options = CertifyOptions(spec=parse_spec("H=30,p<=0.1"), audit_states=16, sequential=True, max_rollouts=64)
+    test = sequential_test(options, 16)
+    need = int(test.needed(0))
+    assert test.safe_max.max() == -1 and need > 64  # no look can pass a state
+    assert impossible_pass(options).startswith("warning: a pass is impossible with --max-rollouts 64: an audited ")
+    assert f"decided only at {need} rollouts" in impossible_pass(options)
+    _, upper = cs_bounds(0, need, test.delta)
+    _, before = cs_bounds(0, need - 1, test.delta)
+    assert upper <= 0.1 < before and cs_bounds(0, 64, test.delta)[1] > 0.1
+    with pytest.raises(Exception, match="--max-rollouts must be a multiple of 32"):
+        CertifyOptions(sequential=True, max_rollouts=100)
+    with pytest.raises(Exception, match="--sequential needs a spec with 0 < p < 1"):
+        CertifyOptions(spec=parse_spec("H=30,p<=0"), sequential=True)
 
 
 def test_verify_cli_exit_codes(certified, tmp_path, monkeypatch, capsys):

@@ -149,26 +149,30 @@ SEQUENTIAL = {"samples": 64, "imag_horizon": 5, "cost_val": 10.0, "rule": "seque
 SEQUENTIAL |= {"bound_delta": 0.05, "batch": 8}
 
 
-@pytest.fixture(scope="module")
-def sequential_fn(agent):
-    """The sequential rule jitted once for the module (the parametrised test changes only the state)."""
+@pytest.fixture(scope="module", params=[4, 1], ids=["growth4", "growth1"])
+def sequential_fn(agent, request):
+    """The sequential rule jitted once per look schedule (the parametrised test changes only the state)."""
     ag, _, _ = agent
-    config = shield(**SEQUENTIAL)
-    return jax.jit(lambda s, p, k: shield_decision(config, ag.wm, ag.task, s["wm"]["params"], s["task"], p, k))
+    config = shield(**SEQUENTIAL, growth=request.param)
+    fn = jax.jit(lambda s, p, k: shield_decision(config, ag.wm, ag.task, s["wm"]["params"], s["task"], p, k))
+    return fn, ThresholdTest(0.2, 0.05, 8, 64, growth=request.param)
 
 
 @pytest.mark.parametrize(("value", "decision"), [(0.0, "safe"), (10.0, "unsafe"), (2.0, None)])
 def test_sequential_rule_stops_at_the_first_look_the_test_decides(agent, sequential_fn, value, decision):
-    """Traces in batches of 8 up to 64: a model that predicts no cost is judged safe, one that predicts a violation
-    everywhere unsafe, each at the first look where the threshold test can decide; p̂ is k/n over the traces
-    drawn. A mixed model (p̂ near 0.6 at the fixed rule) is decided by the counts, per env."""
+    """Looks at 8, 32 and 64 traces (batch 8, growth 4) and at every 8 traces (growth 1): a model that predicts no
+    cost is judged safe, one that predicts a violation everywhere unsafe, each at the first look where the threshold
+    test can decide; p̂ is k/n over the traces drawn. A mixed model (p̂ near 0.6 at the fixed rule) is decided by the
+    counts, per env."""
     _, state, post = agent
     state = with_cost_bias(state, value)
-    test = ThresholdTest(0.2, 0.05, 8, 64)
+    sequential_fn, test = sequential_fn
+    assert test.looks.tolist() == ([8, 32, 64] if test.growth == 4 else list(range(8, 65, 8)))
     out = jax.tree.map(np.asarray, sequential_fn(state, post, jax.random.PRNGKey(6)))
     k, n = out["violations"], out["samples"]
     np.testing.assert_allclose(out["p_hat"], k / n)
-    looks = n // 8 - 1
+    looks = np.searchsorted(test.looks, n)
+    assert np.all(test.looks[looks] == n)  # every env stopped at a look
     codes = test.decide(k, looks)
     assert np.all((codes != 0) == out["decided"]) and np.all(out["decided"] | (n == 64))
     assert np.all(out["override"] == ((codes == 2) | ((codes == 0) & (k / n > 0.2))))

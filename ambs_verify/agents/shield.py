@@ -24,8 +24,9 @@ Per environment step and for each of ``N`` environments:
    (``rule="estimate"``, default) or a certified one-sided upper bound on p above ``delta_safe``
    (``rule="bound"``, KL-Chernoff from :mod:`ambs_verify.estimators.jax_bounds`, confidence ``1 - bound_delta``);
 
-   or, with ``rule="sequential"``, draw the traces ``batch`` at a time (one jitted ``lax.while_loop``) and stop as
-   soon as the anytime-valid test of :mod:`ambs_verify.estimators.threshold_test` decides "p < eps" (act) or
+   or, with ``rule="sequential"``, draw the traces in looks of growing size (``batch``, then ``growth`` times as
+   many traces in all at each look: 32, 64, 128, 256, 512 by default; one jitted ``lax.while_loop`` per look size)
+   and stop as soon as the anytime-valid test of :mod:`ambs_verify.estimators.threshold_test` decides "p < eps" (act) or
    "p > eps" (override), at most ``samples`` traces. Guarantee, per decision and under the learned model: the
    shield lets the task policy act with probability at most ``bound_delta`` when its violation probability is at
    least ``eps``, and overrides it with probability at most ``bound_delta`` when it is at most ``eps``. A state
@@ -88,7 +89,8 @@ class ShieldConfig:
         (module doc, step 5).
     delta_safe, bound_delta : the bound rule's Δ and the bound's failure probability δ (the sequential rule's
         error bound, each way).
-    batch : traces per look of the sequential rule (``samples`` is a multiple of it).
+    batch, growth : the sequential rule's first look (``samples`` is a multiple of it) and the factor by which each
+        later look's number of traces grows (1: a look every ``batch``; ``threshold_test.look_schedule``).
     event : which traces count as violating (module doc, step 4).
     candidates : 0 judges the policy (the paper); K judges K candidate actions (module doc, step 6).
     imag_horizon : H, imagined steps of the ``"discounted"`` event (the paper hard-wires imag_horizon; §14.1).
@@ -102,6 +104,7 @@ class ShieldConfig:
     delta_safe: float
     bound_delta: float
     batch: int
+    growth: int
     event: Literal["discounted", "within"]
     candidates: int
     imag_horizon: int
@@ -123,6 +126,8 @@ class ShieldConfig:
                 f"the sequential rule draws traces in batches: shield.samples ({self.samples}) must be a multiple of "
                 f"shield.batch ({self.batch})"
             )
+        if self.rule == "sequential" and self.growth < 1:
+            raise ValueError(f"shield.growth must be an integer >= 1 (got {self.growth})")
         if self.rule == "sequential" and self.candidates:
             raise ValueError("the sequential rule judges the task policy: set shield.candidates 0")
 
@@ -286,37 +291,56 @@ def shield_decision(
 
 
 @functools.lru_cache(maxsize=16)
-def _threshold_test(eps: float, delta: float, batch: int, budget: int) -> ThresholdTest:
-    return ThresholdTest(eps, delta, batch, budget)
+def _threshold_test(eps: float, delta: float, batch: int, budget: int, growth: int) -> ThresholdTest:
+    return ThresholdTest(eps, delta, batch, budget, growth)
+
+
+def _segments(draws) -> list[tuple[int, int, int]]:
+    """``(draw, first look, looks)`` for each run of looks that draw the same number of traces."""
+    out = []
+    for j, draw in enumerate(int(d) for d in draws):
+        if out and out[-1][0] == draw:
+            out[-1] = (draw, out[-1][1], out[-1][2] + 1)
+        else:
+            out.append((draw, j, 1))
+    return out
 
 
 def _sequential_decision(config, wm, task_behaviour, wm_params, task_state, posterior, key) -> dict[str, jax.Array]:
-    """The sequential rule (module doc, step 5): batches of traces until the threshold test decides, per env.
+    """The sequential rule (module doc, step 5): looks at growing numbers of traces until the threshold test
+    decides, per env.
 
-    Returns the entries of :func:`shield_decision` over the traces each env drew (``samples`` varies), plus
+    Each run of equally sized looks is one ``lax.while_loop`` (trace arrays need static shapes): one loop of 16 looks
+    for ``growth`` 1, five loops of one look for the default 32, 64, ..., 512. A loop runs no look once every env is
+    decided. Returns the entries of :func:`shield_decision` over the traces each env drew (``samples`` varies), plus
     ``decided (N,)`` bool.
     """
-    test = _threshold_test(config.eps, config.bound_delta, config.batch, config.samples)
+    test = _threshold_test(config.eps, config.bound_delta, config.batch, config.samples, config.growth)
     safe_max, unsafe_min = jnp.asarray(test.safe_max), jnp.asarray(test.unsafe_min)
     n_envs = jax.tree.leaves(posterior)[0].shape[0]
-    starts = jax.tree.map(lambda x: jnp.repeat(jax.lax.stop_gradient(x), config.batch, axis=0), posterior)
-
-    def undecided(carry):
-        look, _, _, decision = carry
-        return (look < len(test.looks)) & jnp.any(decision == 0)
-
-    def look_again(carry):
-        look, k, n, decision = carry
-        k_look = jax.random.fold_in(key, look)
-        violating = _trace_outcomes(config, wm, task_behaviour, wm_params, task_state, starts, None, k_look)
-        live = decision == 0  # a decided env keeps its counts (its traces of this batch are not used)
-        k = k + jnp.where(live, violating.reshape(n_envs, config.batch).sum(axis=1), 0)
-        n = n + jnp.where(live, config.batch, 0)
-        verdict = jnp.where(k <= safe_max[look], 1, jnp.where(k >= unsafe_min[look], 2, 0))
-        return look + 1, k, n, jnp.where(live, verdict, decision)
-
+    posterior = jax.lax.stop_gradient(posterior)
     zeros = jnp.zeros((n_envs,), jnp.int32)
-    _, k, n, decision = jax.lax.while_loop(undecided, look_again, (jnp.int32(0), zeros, zeros, zeros))
+    carry = (zeros, zeros, zeros)  # k, n, decision per env
+    for draw, first, count in _segments(test.draws):
+        starts = jax.tree.map(lambda x, d=draw: jnp.repeat(x, d, axis=0), posterior)
+
+        def undecided(state, end=first + count):
+            look, (_, _, decision) = state
+            return (look < end) & jnp.any(decision == 0)
+
+        def look_again(state, draw=draw, starts=starts):
+            look, (k, n, decision) = state
+            violating = _trace_outcomes(
+                config, wm, task_behaviour, wm_params, task_state, starts, None, jax.random.fold_in(key, look)
+            )
+            live = decision == 0  # a decided env keeps its counts (its traces of this look are not used)
+            k = k + jnp.where(live, violating.reshape(n_envs, draw).sum(axis=1), 0)
+            n = n + jnp.where(live, draw, 0)
+            verdict = jnp.where(k <= safe_max[look], 1, jnp.where(k >= unsafe_min[look], 2, 0))
+            return look + 1, (k, n, jnp.where(live, verdict, decision))
+
+        _, carry = jax.lax.while_loop(undecided, look_again, (jnp.int32(first), carry))
+    k, n, decision = carry
     p_hat = k / n
     # undecided after the budget: the paper's rule on every trace drawn (NaN counts as unsafe)
     override = (decision == 2) | ((decision == 0) & ~(p_hat <= config.eps))

@@ -1,7 +1,10 @@
-"""An anytime-valid test of ``p <= eps`` against ``p > eps`` that looks every ``batch`` observations: the
+"""An anytime-valid test of ``p <= eps`` against ``p > eps`` that looks at the data on a fixed schedule: the
 sequential shield's decision rule, with exact operating characteristics.
 
-After each look, at ``n = batch, 2 batch, ..., max_n`` observations of which ``k`` are violations, the test
+The looks are at ``n = batch, 2 batch, ..., max_n`` observations (``growth`` 1) or at ``n = batch, growth * batch,
+growth^2 * batch, ...`` capped at ``max_n`` (``growth`` >= 2: the shield's default, 32, 64, 128, 256, 512, draws as many
+traces as a fixed 512 when the state is undecided, in five calls rather than sixteen). After each look, with ``k``
+violations among the ``n`` observations, the test
 
 * decides **safe** (``p < eps``) when the beta-binomial mixture confidence sequence at level ``delta``
   (:func:`~.sequential.cs_excludes`) excludes ``eps`` and ``k / n < eps``;
@@ -32,9 +35,19 @@ from .errors import EstimatorInputError
 from .records import Number, Record, scalar_or_array
 from .sequential import cs_excludes
 
-__all__ = ["ThresholdOC", "ThresholdTest"]
+__all__ = ["CONTINUE", "SAFE", "UNSAFE", "ThresholdOC", "ThresholdTest", "look_schedule"]
 
 SAFE, UNSAFE, CONTINUE = 1, 2, 0
+
+
+def look_schedule(batch: int, max_n: int, growth: int) -> np.ndarray:
+    """``n`` at each look: every ``batch`` (``growth`` 1) or ``batch * growth^j`` capped at ``max_n`` (module doc)."""
+    if growth == 1:
+        return np.arange(batch, max_n + 1, batch)
+    looks = [batch]
+    while looks[-1] < max_n:
+        looks.append(min(looks[-1] * growth, max_n))
+    return np.asarray(looks)
 
 
 @dataclass(frozen=True)
@@ -64,9 +77,12 @@ class ThresholdTest:
     delta : float
         Each error's probability bound, in (0, 1).
     batch : int
-        Observations per look (>= 1).
+        Observations at the first look (>= 1).
     max_n : int
         The budget, a multiple of ``batch``.
+    growth : int
+        1: a look every ``batch`` observations; >= 2: each look at ``growth`` times the last one's ``n``, the last
+        at ``max_n``.
     a, b : float
         The mixture's Beta prior (Jeffreys' 0.5, 0.5 by default, as :func:`~.sequential.confidence_sequence`).
 
@@ -74,6 +90,8 @@ class ThresholdTest:
     ----------
     looks : (L,) int
         ``n`` at each look.
+    draws : (L,) int
+        New observations drawn for each look (``looks`` differenced).
     safe_max, unsafe_min : (L,) int
         The decision thresholds per look (``-1`` / ``n + 1`` where that decision is out of reach).
     """
@@ -82,9 +100,11 @@ class ThresholdTest:
     delta: float
     batch: int
     max_n: int
+    growth: int = 1
     a: float = 0.5
     b: float = 0.5
     looks: np.ndarray = field(init=False, repr=False, compare=False)
+    draws: np.ndarray = field(init=False, repr=False, compare=False)
     safe_max: np.ndarray = field(init=False, repr=False, compare=False)
     unsafe_min: np.ndarray = field(init=False, repr=False, compare=False)
 
@@ -93,7 +113,9 @@ class ThresholdTest:
             raise EstimatorInputError(f"eps and delta must lie in (0, 1) (got {self.eps}, {self.delta})")
         if self.batch < 1 or self.max_n < self.batch or self.max_n % self.batch:
             raise EstimatorInputError(f"max_n ({self.max_n}) must be a positive multiple of batch ({self.batch})")
-        looks = np.arange(self.batch, self.max_n + 1, self.batch)
+        if self.growth < 1:
+            raise EstimatorInputError(f"growth must be an integer >= 1 (got {self.growth})")
+        looks = look_schedule(self.batch, self.max_n, self.growth)
         safe_max, unsafe_min = [], []
         for n in looks:
             k = np.arange(n + 1)
@@ -103,6 +125,7 @@ class ThresholdTest:
             safe_max.append(int(np.flatnonzero(below).max()) if below.any() else -1)
             unsafe_min.append(int(np.flatnonzero(above).min()) if above.any() else int(n) + 1)
         object.__setattr__(self, "looks", looks)
+        object.__setattr__(self, "draws", np.diff(looks, prepend=0))
         object.__setattr__(self, "safe_max", np.asarray(safe_max))
         object.__setattr__(self, "unsafe_min", np.asarray(unsafe_min))
 
@@ -110,6 +133,35 @@ class ThresholdTest:
         """Decision codes (0 continue, 1 safe, 2 unsafe) for ``k`` violations at look index ``look``."""
         k, look = np.asarray(k), np.asarray(look)
         return np.where(k <= self.safe_max[look], SAFE, np.where(k >= self.unsafe_min[look], UNSAFE, CONTINUE))
+
+    def needed(self, k, limit: int = 1 << 22) -> np.ndarray:
+        """The fewest observations ``n`` at which ``k`` violations decide **safe** (at any ``n``, not only at a look):
+        how many a state undecided after the budget would need if no further violation came. ``-1`` where no
+        ``n <= limit`` does.
+
+        Parameters
+        ----------
+        k : array_like of int
+            Violations, any shape.
+        limit : int
+            The largest ``n`` searched.
+
+        Notes
+        -----
+        Exact: every ``n`` from ``k + 1`` to ``limit`` is tried (vectorised, in chunks), the first that decides is
+        returned.
+        """
+        ks = np.atleast_1d(np.asarray(k, dtype=np.int64))
+        out = np.full(ks.shape, -1, np.int64)
+        chunk = 1 << 16
+        for i, kk in np.ndenumerate(ks):
+            for start in range(int(kk) + 1, limit + 1, chunk):
+                n = np.arange(start, min(start + chunk, limit + 1))
+                ok = (kk < n * self.eps) & cs_excludes(kk, n, self.eps, self.delta, self.a, self.b)
+                if ok.any():
+                    out[i] = n[np.argmax(ok)]
+                    break
+        return out.reshape(np.shape(k))
 
     def operating_characteristic(self, p) -> ThresholdOC:
         """Exact decision probabilities and expected observations at true proportion(s) ``p`` in [0, 1]."""
@@ -122,12 +174,11 @@ class ThresholdTest:
 
     def _dynamic_programme(self, p: float) -> tuple[float, float, float, float]:
         """``(safe, unsafe, undecided, expected_n)`` at one p: the undecided mass over k, look by look."""
-        step = stats.binom.pmf(np.arange(self.batch + 1), self.batch, p)
         mass = np.ones(1)  # k = 0 before the first look
         safe = unsafe = expected = 0.0
-        for j in range(len(self.looks)):
-            expected += self.batch * mass.sum()  # every path still undecided draws this batch
-            mass = np.convolve(mass, step)
+        for j, draw in enumerate(self.draws):
+            expected += draw * mass.sum()  # every path still undecided draws this look's observations
+            mass = np.convolve(mass, stats.binom.pmf(np.arange(draw + 1), draw, p))
             cut_safe, cut_unsafe = self.safe_max[j] + 1, self.unsafe_min[j]
             safe += mass[:cut_safe].sum()
             unsafe += mass[cut_unsafe:].sum()

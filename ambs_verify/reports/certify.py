@@ -54,6 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from ..estimators import composition, intervals
+from ..estimators.threshold_test import CONTINUE, UNSAFE, ThresholdTest
 from . import sections
 from .certificate import SCHEMA_VERSION, CertificateError
 from .sections import MODEL_EVENT, DeployedAudit, ModelLevel, RealLevel, ShieldAudit, delta_ledger
@@ -78,6 +79,9 @@ DEFAULT_SPLIT = (0.3, 0.1, 0.2, 0.4)
 # --rollouts auto: an audited state may show this many violating rollouts and still pass (0 would make one unlucky
 # rollout at a safe state decide the verdict).
 AUTO_ALLOWED_VIOLATIONS = 1
+# --sequential: each audited state's rollouts are drawn in looks of FIRST_LOOK, then twice as many in all at each
+# look, up to --max-rollouts. The cap keeps a look's rollout seeds apart (acting.restored_rollouts).
+FIRST_LOOK, LOOK_GROWTH, DEFAULT_MAX_ROLLOUTS, MAX_SEQUENTIAL_ROLLOUTS = 32, 2, 2048, 8192
 _SPEC = re.compile(r"^\s*H\s*=\s*(\d+)\s*,\s*p\s*<=\s*(\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)\s*$")
 MAX_SPEC_HORIZON = 100_000  # real rollouts of H steps per audited state: beyond this a certificate never ends
 
@@ -127,6 +131,8 @@ class CertifyOptions:
     rollouts: int | None = None
     seed: int = 0
     split: tuple[float, float, float, float] = DEFAULT_SPLIT
+    sequential: bool = False
+    max_rollouts: int = DEFAULT_MAX_ROLLOUTS
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -140,6 +146,13 @@ class CertifyOptions:
             raise CertifyError(f"--rollouts must be >= 1 or auto (got {self.rollouts})")
         if self.audit_states < 0:
             raise CertifyError(f"--audit-states must be >= 0 (got {self.audit_states})")
+        if not FIRST_LOOK <= self.max_rollouts <= MAX_SEQUENTIAL_ROLLOUTS or self.max_rollouts % FIRST_LOOK:
+            raise CertifyError(
+                f"--max-rollouts must be a multiple of {FIRST_LOOK} in [{FIRST_LOOK}, {MAX_SEQUENTIAL_ROLLOUTS}] "
+                f"(got {self.max_rollouts})"
+            )
+        if self.sequential and not 0.0 < self.spec.p_max < 1.0:
+            raise CertifyError(f"--sequential needs a spec with 0 < p < 1 (got {self.spec.text})")
         if len(self.split) != 4 or not all(0 < w < math.inf for w in self.split):
             raise CertifyError(
                 f"--delta-split takes four positive weights for model,real,audit,deployed (got {self.split})"
@@ -191,7 +204,17 @@ def auto_rollouts(p_max: float, delta_upper: float, allowed: int = AUTO_ALLOWED_
 
 
 def impossible_pass(options: CertifyOptions) -> str | None:
-    """A one-line warning when explicit ``--rollouts`` cannot pass the spec even with zero violations, else None."""
+    """A one-line warning when explicit ``--rollouts`` (or ``--max-rollouts`` with ``--sequential``) cannot pass the
+    spec even with zero violations, else None."""
+    if options.sequential and options.audit_states:
+        need = int(sequential_test(options, options.audit_states).needed(0))
+        if need <= options.max_rollouts:
+            return None
+        return (
+            f"warning: a pass is impossible with --max-rollouts {options.max_rollouts}: an audited state with 0 "
+            f"violations is decided only at {need} rollouts (δ {options.shares['deployed'] / options.audit_states:.3g} "
+            "per audited state)"
+        )
     if options.rollouts is None or options.audit_states == 0:
         return None
     d = options.deployed_delta_upper(options.audit_states)
@@ -303,7 +326,11 @@ def _rollouts_rule(options: CertifyOptions) -> str:
 
 def verdict(model: ModelLevel, deployed: DeployedAudit, options: CertifyOptions) -> dict:
     """Pass / fail / inconclusive for the deployed agent (module doc, step 7), from the sections' records."""
-    need = functools.partial(auto_rollouts, options.spec.p_max, allowed=0)
+    if deployed.sequential:
+        needed = [m for m in deployed.sequential["rollouts_needed"] if m is not None]
+        need = lambda _: max(needed, default=None)  # noqa: E731 (the undecided states' largest need)
+    else:
+        need = functools.partial(auto_rollouts, options.spec.p_max, allowed=0)
     return sections.verdict(model, deployed, 1.0 - options.delta, need)
 
 
@@ -371,11 +398,14 @@ def _audits(restored, states: list, model: ModelLevel, options: CertifyOptions, 
 
     if progress:
         progress(0, 2, "audit rollouts")
-    k_dep, override = violations(restored.policy(), 1)
     name = _policy_name(restored.agent)
-    deployed = DeployedAudit.from_counts(
-        k_dep, index, rollouts, shares["deployed"], h, p_max, rule, override_rate=override, policy=name
-    )
+    if options.sequential:
+        deployed = _sequential_deployed(restored, audited, index, options, key, name)
+    else:
+        k_dep, override = violations(restored.policy(), 1)
+        deployed = DeployedAudit.from_counts(
+            k_dep, index, rollouts, shares["deployed"], h, p_max, rule, override_rate=override, policy=name
+        )
     if progress:
         progress(1, 2, "audit rollouts")
     if restored.has_model:
@@ -387,6 +417,42 @@ def _audits(restored, states: list, model: ModelLevel, options: CertifyOptions, 
     if progress:
         progress(2, 2, "audit rollouts")
     return audit, deployed
+
+
+def sequential_test(options: CertifyOptions, audited: int) -> ThresholdTest:
+    """The test each audited state's rollouts run under ``--sequential``: p <= p_max against p > p_max at the state's
+    whole share of the deployed δ (one confidence sequence gives both sides), looks at 32, 64, ... rollouts."""
+    delta = options.shares["deployed"] / max(audited, 1)
+    return ThresholdTest(options.spec.p_max, delta, FIRST_LOOK, options.max_rollouts, LOOK_GROWTH)
+
+
+def _sequential_deployed(restored, audited: list, index: list[int], options: CertifyOptions, key, name: str):
+    """``--sequential``: the deployed agent's rollouts at the audited states, look by look, until every state is
+    decided, some state is decided unsafe (the verdict is then fail whatever the others show) or the budget is
+    spent. Each look's rollouts get their own seed, so no rollout repeats an earlier one."""
+    from ..rollout.acting import restored_rollouts
+
+    test = sequential_test(options, len(audited))
+    a = len(audited)
+    k, n, code = np.zeros(a, np.int64), np.zeros(a, np.int64), np.zeros(a, np.int64)
+    rates, weights = [], []
+    for look, draw in enumerate(int(d) for d in test.draws):
+        live = np.flatnonzero(code == CONTINUE)
+        if not live.size or (code == UNSAFE).any():
+            break
+        seed = int(np.random.SeedSequence([options.seed, 17, look]).generate_state(1)[0])
+        states = [audited[i] for i in live]
+        args = (restored.make_env, restored.obs_keys, states, draw, options.spec.horizon, seed, 1, key)
+        k_look, rate = restored_rollouts(restored.policy(), *args, ids=live.tolist())
+        k[live] += k_look
+        n[live] += draw
+        code[live] = test.decide(k[live], look)
+        if rate is not None:
+            rates.append(rate)
+            weights.append(draw * live.size)
+    rate = float(np.average(rates, weights=weights)) if rates else None
+    delta, h = options.shares["deployed"], options.spec.horizon
+    return DeployedAudit.from_sequence(k, n, index, test, delta, h, override_rate=rate, policy=name)
 
 
 DELTA_METHOD = (
@@ -480,6 +546,8 @@ def options_from_certificate(doc: dict) -> CertifyOptions:
         rollouts=None if recorded["rollouts"] == "auto" else int(recorded["rollouts"]),
         seed=int(doc["provenance"]["seed"]),
         split=tuple(float(x) for x in recorded["split"]),
+        sequential=bool(recorded.get("sequential", False)),
+        max_rollouts=int(recorded.get("max_rollouts", DEFAULT_MAX_ROLLOUTS)),
     )
 
 
@@ -493,4 +561,6 @@ def options_dict(options: CertifyOptions) -> dict:
         "audit_states": options.audit_states,
         "rollouts": "auto" if options.rollouts is None else options.rollouts,
         "split": [float(x) for x in options.split],
+        # written only for --sequential, so that fixed-sample certificates stay as they were
+        **({"sequential": True, "max_rollouts": options.max_rollouts} if options.sequential else {}),
     }

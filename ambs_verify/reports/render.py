@@ -318,7 +318,7 @@ def plot_deployed(cert: Mapping[str, Any]) -> str | None:
     ax.set_ylim(0, min(1.02, 1.3 * max(*dep["upper"], p_max) + 0.01))
     ax.set_xlabel("audited state (index into the sample of visited states)")
     ax.set_ylabel(f"P(violation within {dep['horizon']} steps)")
-    ax.set_title(f"Deployed agent at step {cert['step']}: {n} audited states, {dep['rollouts']} real rollouts each")
+    ax.set_title(f"Deployed agent at step {cert['step']}: {n} audited states, {_rollouts_each(dep)} real rollouts each")
     fig.legend(fontsize=8, loc="outside lower center", ncol=3)
     ax.grid(alpha=0.3, axis="y")
     return png_uri(fig)
@@ -437,7 +437,7 @@ def verdict_row(cert: Mapping[str, Any]) -> dict[str, str]:
         "deployed_upper_max": fmt(dep["summary"]["upper_max"]) if ok else "n/a",
         "deployed_lower_max": fmt(dep["summary"]["lower_max"]) if ok else "n/a",
         "deployed_p_real": _range(dep["p_real"]) if ok else "n/a",
-        "deployed_size": f"{dep['states']} states × {dep['rollouts']} rollouts" if ok else "not audited",
+        "deployed_size": f"{dep['states']} states × {_rollouts_each(dep)} rollouts" if ok else "not audited",
         "model_upper_max": fmt(model["summary"]["upper_max"]) if model["available"] else "n/a",
         "real_upper": real_text,
         "real_count": real_count,
@@ -456,6 +456,7 @@ LEDGER_WORDS = {
     "audit.error_upper": "shield accuracy: bound on |p_real − p_model| for the task policy, per audited state",
     "deployed.upper": "deployed agent: upper bound on its real P(violation), per audited state (the verdict)",
     "deployed.lower": "deployed agent: lower bound on its real P(violation), per audited state (the verdict)",
+    "deployed.sequence": "deployed agent: confidence sequence on its real P(violation), per audited state (verdict)",
 }
 
 
@@ -471,6 +472,18 @@ def _ledger(delta: Mapping[str, Any]) -> dict[str, Any]:
         for row in delta["ledger"]
     ]
     return {"rows": rows, "bounds": sum(row["count"] for row in delta["ledger"]), "spent": fmt(delta["spent"])}
+
+
+def _rollouts_at(dep: Mapping[str, Any], i: int) -> int:
+    """Rollouts drawn at audited state ``i`` (they vary with ``--sequential``)."""
+    return dep["sequential"]["rollouts"][i] if dep.get("sequential") else dep["rollouts"]
+
+
+def _rollouts_each(dep: Mapping[str, Any]) -> str:
+    if not dep.get("sequential"):
+        return str(dep["rollouts"])
+    n = dep["sequential"]["rollouts"]
+    return f"{min(n)}–{max(n)} (sequential)" if min(n) != max(n) else f"{n[0]} (sequential)"
 
 
 def _per_state(doc: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -489,7 +502,7 @@ def _per_state(doc: Mapping[str, Any]) -> list[dict[str, str]]:
         rows.append(
             {
                 "state": str(index),
-                "k": f"{dep['violations'][i]}/{dep['rollouts']}",
+                "k": f"{dep['violations'][i]}/{_rollouts_at(dep, i)}",
                 "p_real": fmt(dep["p_real"][i]),
                 "interval": f"[{fmt(dep['lower'][i])}, {fmt(dep['upper'][i])}]",
                 "decision": decision,
@@ -527,8 +540,11 @@ def _deployed_rows(dep: Mapping[str, Any], p_max: str) -> list:
     dsum = dep["summary"]
     deployed_rows = [
         _row("audited states (uniform sample of visited states)", str(dep["states"])),
-        _row("real rollouts per state, each H steps", f"{dep['rollouts']} × {dep['horizon']} steps"),
-        _row("δ for this section / per state (half per bound)", f"{fmt(dep['delta'])} / {fmt(dep['delta_per_state'])}"),
+        _row("real rollouts per state, each H steps", f"{_rollouts_each(dep)} × {dep['horizon']} steps"),
+        _row(
+            "δ for this section / per state" + (" (one sequence)" if dep.get("sequential") else " (half per bound)"),
+            f"{fmt(dep['delta'])} / {fmt(dep['delta_per_state'])}",
+        ),
         _row("p_real (observed) mean / max over states", f"{fmt(dsum['p_real_mean'])} / {fmt(dsum['p_real_max'])}"),
         _row("upper bound, max over states (the verdict's evidence)", fmt(dsum["upper_max"])),
         _row("lower bound, max over states", fmt(dsum["lower_max"])),
@@ -602,8 +618,14 @@ def _quoted(doc: Mapping[str, Any]) -> dict[str, Any]:
     ms, asum, dsum = model["summary"], audit["summary"], dep["summary"]
     return {
         "dep_states": dep["states"],
-        "dep_rollouts": dep["rollouts"],
+        "dep_rollouts": _rollouts_each(dep),
         "dep_rule": dep["rollouts_rule"],
+        "dep_interval": (
+            "the beta-binomial mixture confidence sequence's interval [lower, upper] at the rollouts where it stopped, "
+            "valid at that data-dependent number, at the state's whole δ"
+            if dep.get("sequential")
+            else "a two-sided Clopper-Pearson interval [lower, upper], half of the state's δ on each side"
+        ),
         "dep_h": dep["horizon"],
         "dep_delta_per_state": fmt(dep["delta_per_state"]),
         "dep_p_range": _range(dep["p_real"]),
@@ -784,8 +806,8 @@ def _deployed_text(d: Mapping[str, Any]) -> list[str]:
             f"How: {d['dep_states']} audited states were drawn uniformly from the states this agent visited in its "
             f"evaluation episodes. At each one the simulator and the agent's memory were restored and the agent was "
             f"run for real {d['dep_rollouts']} times for {d['dep_h']} steps (rollouts: {d['dep_rule']}). Each state "
-            f"gets a two-sided Clopper-Pearson interval [lower, upper] on its probability of violating within "
-            f"{d['dep_h']} steps, half of the state's δ ({d['dep_delta_per_state']}) on each side.",
+            f"gets {d['dep_interval']} ({d['dep_delta_per_state']}), on its probability of violating within "
+            f"{d['dep_h']} steps.",
             f"Result: the observed p_real ranges over {d['dep_p_range']}; the largest upper bound is "
             f"{d['dep_upper_max']} and the largest lower bound {d['dep_lower_max']}, against p_max = {p_max} "
             f"({d['dep_upper_above']} states with upper bound above p_max, {d['dep_lower_above']} with lower bound "

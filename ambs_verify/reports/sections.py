@@ -24,6 +24,8 @@ import numpy as np
 
 from ..estimators import composition, intervals
 from ..estimators.records import Interval
+from ..estimators.sequential import cs_bounds
+from ..estimators.threshold_test import CONTINUE, SAFE, UNSAFE, ThresholdTest
 
 __all__ = [
     "DeployedAudit",
@@ -256,8 +258,15 @@ class ShieldAudit:
 
 @dataclass(frozen=True)
 class DeployedAudit:
-    """The deployed agent at each audited state: ``bound`` is a two-sided Clopper-Pearson interval on its
-    probability of violating within the horizon, at the state's share of δ (half per side)."""
+    """The deployed agent at each audited state: ``bound`` is a two-sided interval on its probability of violating
+    within the horizon, at the state's share of δ.
+
+    With a fixed number of rollouts per state (``from_counts``) it is a Clopper-Pearson interval, half the share per
+    side. With ``--sequential`` (``from_sequence``) each state drew rollouts until an anytime-valid test decided
+    (``sequential`` records the looks, the rollouts and the decision per state) and the interval is the beta-binomial
+    mixture confidence sequence at the state's whole share: one event covers both sides, and it holds at the
+    data-dependent number of rollouts where sampling stopped.
+    """
 
     delta: float
     horizon: int
@@ -269,12 +278,41 @@ class DeployedAudit:
     override_rate: float | None = None
     policy: str | None = None
     reason: str | None = None
+    sequential: dict[str, Any] | None = None
 
     @classmethod
     def from_counts(cls, k, index, rollouts: int, delta: float, horizon: int, p_max: float, rule: str, **more):
         a = len(index)
         bound = intervals.interval(np.asarray(k), rollouts, _per_state(delta, a), "clopper-pearson") if a else None
         return cls(delta, horizon, p_max, rule, list(index), rollouts, bound, **more)
+
+    @classmethod
+    def from_sequence(cls, k, n, index, test: ThresholdTest, delta: float, horizon: int, **more):
+        """``k`` violations in ``n`` rollouts per audited state, drawn under ``test`` (a
+        :class:`~ambs_verify.estimators.threshold_test.ThresholdTest` of p <= p_max at the state's share)."""
+        k, n = np.asarray(k, np.int64), np.asarray(n, np.int64)
+        lower, upper = cs_bounds(k, n, test.delta, test.a, test.b)
+        bound = Interval(k / n, lower, upper, SEQUENCE_METHOD, True, test.delta, k, n, "two-sided")
+        looks = np.searchsorted(test.looks, n)
+        codes = test.decide(k, np.minimum(looks, len(test.looks) - 1))
+        codes = np.where(looks < len(test.looks), codes, CONTINUE)  # a state left before its first look: undecided
+        needed = test.needed(k)
+        sequential = {
+            "stopping_rule": SEQUENTIAL_RULE,
+            "first_look": int(test.batch),
+            "growth": int(test.growth),
+            "looks": [int(x) for x in test.looks],
+            "max_rollouts": int(test.max_n),
+            "rollouts": _ints(n),
+            "decision": [DECISIONS[int(c)] for c in codes],
+            # an undecided state: the rollouts at which its violations so far would pass, if no more came
+            "rollouts_needed": [
+                int(m) if c == CONTINUE and m > 0 else None for c, m in zip(codes, needed, strict=True)
+            ],
+        }
+        rule = f"sequential: looks at {', '.join(map(str, test.looks))} rollouts until the state is decided"
+        index = list(index)
+        return cls(delta, horizon, test.eps, rule, index, int(n.max(initial=0)), bound, sequential=sequential, **more)
 
     @property
     def available(self) -> bool:
@@ -286,19 +324,23 @@ class DeployedAudit:
 
     @property
     def delta_per_side(self) -> float:
-        """δ of each state's upper bound (and of its lower bound)."""
-        return _per_state(self.delta, self.states) / 2.0 if self.available else 0.0
+        """δ of each state's upper bound (and of its lower bound; with ``--sequential`` one bound gives both)."""
+        if not self.available:
+            return 0.0
+        return _per_state(self.delta, self.states) / (1.0 if self.sequential else 2.0)
 
     def ledger(self) -> list[LedgerRow]:
         a, d = self.states, self.delta_per_side
+        if self.sequential:
+            return [LedgerRow("deployed.sequence", a, d)]
         return [LedgerRow("deployed.upper", a, d), LedgerRow("deployed.lower", a, d)]
 
     def to_json(self) -> dict[str, Any]:
         a, b, p_max = self.states, self.bound, self.p_max
         upper = np.atleast_1d(b.upper) if a else np.zeros(0)
         lower = np.atleast_1d(b.lower) if a else np.zeros(0)
-        p_real = np.atleast_1d(b.k) / self.rollouts if a else np.zeros(0)
-        return {
+        p_real = np.atleast_1d(b.k) / np.atleast_1d(b.m) if a else np.zeros(0)
+        out = {
             "available": self.available,
             "reason": self.reason,
             "policy": self.policy,
@@ -323,6 +365,17 @@ class DeployedAudit:
                 "states_lower_above_p": int((lower > p_max).sum()),
             },
         }
+        return out | ({"sequential": self.sequential} if self.sequential else {})
+
+
+SEQUENCE_METHOD = "beta-binomial mixture confidence sequence (Jeffreys prior), two-sided"
+SEQUENTIAL_RULE = (
+    "each audited state's rollouts are drawn in looks; a state stops at the first look where the anytime-valid "
+    "confidence sequence at its share of delta excludes p_max (decision pass: p <= p_max; fail: p > p_max); all "
+    "stop at the first failing state, or undecided at max_rollouts. The bound stated is that sequence at the stop, "
+    "valid at a data-dependent stopping time (Ville's inequality)"
+)
+DECISIONS = {CONTINUE: "undecided", SAFE: "pass", UNSAFE: "fail"}
 
 
 # ------------------------------------------------------------------------------------- ledger and verdict
@@ -368,8 +421,13 @@ def verdict(model: ModelLevel, deployed: DeployedAudit, confidence: float, need_
         "fail": f"at some audited state the deployed agent's lower bound is above {p_max:g}",
         "inconclusive": (
             f"some audited state's upper bound exceeds {p_max:g} and no lower bound does; more rollouts may "
-            f"decide (a state passes only with upper <= {p_max:g}, which needs >= {need} rollouts at 0 "
-            "violations)"
+            + (
+                f"decide (the undecided states would pass at {need} rollouts if no further violation came; "
+                "raise --max-rollouts)"
+                if deployed.sequential
+                else f"decide (a state passes only with upper <= {p_max:g}, which needs >= {need} rollouts at 0 "
+                "violations)"
+            )
         ),
     }[real_level]
     statement = (
@@ -408,9 +466,17 @@ def from_certificate(doc: dict[str, Any]) -> tuple[ModelLevel, RealLevel, Shield
     rule = d["rollouts_rule"]
     if d["available"]:
         more = {"override_rate": d["override_rate"], "policy": d["policy"]}
-        deployed = DeployedAudit.from_counts(
-            d["violations"], d["state_index"], d["rollouts"], d["delta"], h, p_max, rule, **more
-        )
+        if d.get("sequential"):
+            seq = d["sequential"]
+            delta_state = _per_state(d["delta"], len(d["state_index"]))
+            test = ThresholdTest(p_max, delta_state, seq["first_look"], seq["max_rollouts"], seq["growth"])
+            deployed = DeployedAudit.from_sequence(
+                d["violations"], seq["rollouts"], d["state_index"], test, d["delta"], h, **more
+            )
+        else:
+            deployed = DeployedAudit.from_counts(
+                d["violations"], d["state_index"], d["rollouts"], d["delta"], h, p_max, rule, **more
+            )
     else:
         deployed = DeployedAudit(d["delta"], h, p_max, rule, reason=d["reason"])
     if a["available"]:

@@ -246,12 +246,14 @@ def restored_rollouts(
     seed: int,
     stream: int,
     key: jax.Array,
+    ids: Sequence[int] | None = None,
 ) -> tuple[np.ndarray, float | None]:
     """Violating rollouts out of ``rollouts`` (``horizon`` real steps each) of ``policy`` from each state.
 
     Each rollout restores the state's simulator snapshot and the agent's carry before it; its env gets a fresh RNG
-    from ``seed``, ``stream`` (one per policy rolled out from the same states), the state and the rollout. A
-    rollout violates when a safety label fires (or, without labels, a cost is paid) within ``horizon`` steps.
+    from ``seed``, ``stream`` (one per policy rolled out from the same states), the state's id (``ids``, by default
+    its position in ``states``) and the rollout. A rollout violates when a safety label fires (or, without labels, a
+    cost is paid) within ``horizon`` steps.
 
     Returns
     -------
@@ -262,7 +264,7 @@ def restored_rollouts(
     envs = [make_env() for _ in range(r)]
     k_real, overrides = [], []
     try:
-        for j, state in enumerate(states):
+        for j, state in zip(range(len(states)) if ids is None else ids, states, strict=True):
             for i, env in enumerate(envs):
                 env.reset(seed=seed + i)  # some simulators restore only into a world built by a reset
                 env.restore(state.snapshot)
