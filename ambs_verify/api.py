@@ -208,7 +208,8 @@ def certify(
     **settings
         :class:`~ambs_verify.reports.certify.CertifyOptions` fields, as ``ambs-verify certify`` takes them:
         ``spec="H=30,p<=0.1"``, ``delta=0.01``, ``states``, ``samples``, ``episodes``, ``method``,
-        ``audit_states``, ``rollouts`` (an int, or ``"auto"``), ``seed``, ``split``.
+        ``audit_states``, ``rollouts`` (an int, or ``"auto"``), ``seed``, ``split``, ``sequential`` (True: each
+        audited state's rollouts until a confidence sequence decides it), ``max_rollouts``.
 
     Returns
     -------

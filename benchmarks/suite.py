@@ -53,6 +53,10 @@ REGISTRY: tuple[Bench, ...] = (
         "shield_latency",
         "shield decision latency, FLOPs vs the f32 matmul ceiling, the paper's per-env loop vs one vectorised call",
     ),
+    Bench(
+        "sequential_samples",
+        "sequential shield and certification: exact samples per decision against fixed m and advance-sized n",
+    ),
     Bench("certify_throughput", "model-level sampling throughput of certificates; certify_checkpoint end to end"),
     Bench("agent_update", "world-model + actor-critic update time, FLOPs and peak RSS per size (subprocess each)"),
     Bench(

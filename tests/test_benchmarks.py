@@ -172,3 +172,12 @@ def test_sweep_resumes_from_an_earlier_results_file(tmp_path, monkeypatch, capsy
     earlier.write_text("not json")
     with pytest.raises(common.SelectionError, match=r"DEMO_RESUME=.*not a demo results file"):
         sweep("demo", (0,), ("a",), one)
+
+
+def test_sequential_samples_reproduces_the_issues_advance_sizes():
+    """Fixed n sized in advance for 90 % power (p <= 0.05 at δ 0.01, true p 0.01): the peer figures the sequential
+    certificate is compared with, 229 episodes with Clopper-Pearson and 1,687 with Hoeffding."""
+    from benchmarks.sequential_samples import sized_in_advance
+
+    assert sized_in_advance("clopper-pearson") == 229
+    assert sized_in_advance("hoeffding") == 1687

@@ -4,6 +4,7 @@ Every number a certificate states comes from here. Pure numpy/scipy/statsmodels;
 variants are imported on demand so that this package does not pull JAX in.
 """
 
+from .betting import BettingCS, DecisionCost, betting_cs, betting_excludes, expected_decision_n
 from .composition import (
     ComposedBound,
     DeltaSplit,
@@ -35,9 +36,11 @@ __all__ = [
     "METHODS",
     "SOUND_METHODS",
     "SPRT",
+    "BettingCS",
     "ComposedBound",
     "ConfidenceSequence",
     "Decision",
+    "DecisionCost",
     "DeltaSplit",
     "EstimatorInputError",
     "Interval",
@@ -48,10 +51,13 @@ __all__ = [
     "SampleSize",
     "ThresholdOC",
     "ThresholdTest",
+    "betting_cs",
+    "betting_excludes",
     "compose_real_bound",
     "confidence_sequence",
     "cs_bounds",
     "cs_excludes",
+    "expected_decision_n",
     "get_method",
     "interval",
     "lower_bound",

@@ -81,24 +81,29 @@ class OperatingCharacteristic(Record):
 
 
 @dataclass(frozen=True)
-class ConfidenceSequence(Record):
-    """Time-uniform bounds on p from a stream of 0/1 observations.
+class SequenceBounds(Record):
+    """Time-uniform bounds on p from streams of 0/1 observations: the fields every confidence sequence here has.
 
     ``lower[..., t - 1]`` and ``upper[..., t - 1]`` bound p after ``t`` observations, all ``t`` at once, with
-    probability at least ``1 - delta``; ``k`` holds the cumulative violation counts. Arrays of shape
-    ``(..., T)``. ``a, b`` are the Beta prior of the mixture.
+    probability at least ``1 - delta``; ``k`` holds the cumulative violation counts. Arrays of shape ``(..., T)``.
     """
 
     lower: Number
     upper: Number
     k: Number
     delta: float
-    a: float
-    b: float
 
     @property
     def confidence(self) -> float:
         return 1.0 - self.delta
+
+
+@dataclass(frozen=True)
+class ConfidenceSequence(SequenceBounds):
+    """:class:`SequenceBounds` of the beta-binomial mixture; ``a, b`` are the Beta prior of the mixture."""
+
+    a: float
+    b: float
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -205,7 +210,7 @@ class SPRT:
             Fields of shape ``(...)``: the decision, the stopping index ``n`` (1-based count of observations
             used; ``T`` for streams that never crossed) and the violations ``k`` among them.
         """
-        xs = _binary_streams(xs)
+        xs = binary_streams(xs)
         k = np.cumsum(xs, axis=-1, dtype=np.int64)
         n = np.arange(1, xs.shape[-1] + 1)
         codes = self._codes(k, n)
@@ -392,7 +397,7 @@ def confidence_sequence(xs, delta: float, a: float = 0.5, b: float = 0.5) -> Con
     ``sqrt(ln t / t)`` rather than ``1/sqrt(t)``: the price of validity under optional stopping and
     continuous monitoring.
     """
-    xs = _binary_streams(xs)
+    xs = binary_streams(xs)
     length = xs.shape[-1]
     k = np.cumsum(xs, axis=-1, dtype=np.int64)
     # The set depends only on (k, t), and a batch of streams revisits few distinct pairs: bisect each once.
@@ -425,7 +430,7 @@ def _check_counts(k, n, caller: str) -> None:
         raise EstimatorInputError(f"{caller} needs counts with 0 <= k <= n")
 
 
-def _binary_streams(xs) -> np.ndarray:
+def binary_streams(xs) -> np.ndarray:
     """Check a (..., T) array of 0/1 observations with T >= 1; return it as int8."""
     xs = np.asarray(xs)
     if xs.ndim == 0 or xs.shape[-1] == 0:

@@ -172,16 +172,28 @@ class ThresholdTest:
         fields = [scalar_or_array(rows[..., i].reshape(np.shape(p))) for i in range(4)]
         return ThresholdOC(scalar_or_array(p), *fields, max_n=self.max_n)
 
+    def decided_by(self, p: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(looks, safe, unsafe)``: the exact probabilities of having decided safe / unsafe by each look at true
+        proportion ``p`` (cumulative, shape ``(L,)``): the stopping time's distribution."""
+        safe, unsafe, _ = self._per_look(float(p))
+        return self.looks, np.cumsum(safe), np.cumsum(unsafe)
+
     def _dynamic_programme(self, p: float) -> tuple[float, float, float, float]:
-        """``(safe, unsafe, undecided, expected_n)`` at one p: the undecided mass over k, look by look."""
+        """``(safe, unsafe, undecided, expected_n)`` at one p."""
+        safe, unsafe, running = self._per_look(p)
+        # every path still undecided before a look draws that look's observations
+        expected = float(np.dot(self.draws, np.concatenate([[1.0], running[:-1]])))
+        return float(safe.sum()), float(unsafe.sum()), float(running[-1]), expected
+
+    def _per_look(self, p: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per look: the mass decided safe, decided unsafe, and still undecided after it (forward DP over k)."""
         mass = np.ones(1)  # k = 0 before the first look
-        safe = unsafe = expected = 0.0
+        out = np.zeros((3, len(self.looks)))
         for j, draw in enumerate(self.draws):
-            expected += draw * mass.sum()  # every path still undecided draws this look's observations
             mass = np.convolve(mass, stats.binom.pmf(np.arange(draw + 1), draw, p))
             cut_safe, cut_unsafe = self.safe_max[j] + 1, self.unsafe_min[j]
-            safe += mass[:cut_safe].sum()
-            unsafe += mass[cut_unsafe:].sum()
+            out[0, j], out[1, j] = mass[:cut_safe].sum(), mass[cut_unsafe:].sum()
             mass[:cut_safe] = 0.0
             mass[cut_unsafe:] = 0.0
-        return safe, unsafe, float(mass.sum()), expected
+            out[2, j] = mass.sum()
+        return out[0], out[1], out[2]
