@@ -16,7 +16,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 UV     := $(BIN)/uv
 # Every extra of pyproject.toml (the lock holds them all).
-EXTRAS := dev,atari,safetygym,report
+EXTRAS := dev,atari,safetygym,report,ray
 LOCKS  := requirements/lock.txt requirements/tools.txt requirements/no-deps.txt
 STAMP  := $(VENV)/.install-stamp-$(PYVER)
 # make lock UPGRADE=1 moves every pin to the newest release pyproject.toml allows; plain make lock keeps the

@@ -258,14 +258,20 @@ def verify(certificate: Certificate | PathLike, run: Run | PathLike | None = Non
 
 def report(*runs: Run | PathLike, out: PathLike | None = None) -> Path:
     """``report.html`` of one run (written into it), or ``comparison.html`` of several (into ``out``, default:
-    their common parent); the HTML's path. A Markdown twin is written beside it."""
+    their common parent); the HTML's path. A Markdown twin is written beside it. A sweep directory
+    (``ambs-verify sweep``) stands for its cells' runs, and their comparison goes into it."""
     from .reports.compare import default_out, render_comparison
     from .reports.render import render_report
-    from .runs import absolute_path
+    from .runs import absolute_path, sweep_runs
 
     paths = [_run_path(r) for r in runs]
     if not paths:
         raise ValueError("report needs at least one run")
+    cells = sweep_runs(paths[0]) if len(paths) == 1 else None
+    if cells is not None:
+        if len(cells) < 2:
+            raise ValueError(f"the sweep {paths[0]} has {len(cells)} trained cell(s); a comparison needs two or more")
+        return render_comparison(cells, absolute_path(out) if out is not None else paths[0])[0]
     if len(paths) == 1:
         if out is not None:
             raise ValueError("out is for a comparison of two or more runs; one run's report goes into its directory")

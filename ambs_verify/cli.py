@@ -319,16 +319,67 @@ def report_command(
 ) -> None:
     """One run: report.html (one self-contained page with plots) and report.md into the run directory.
 
-    Two or more runs: comparison.html and comparison.md (curves with bands over seeds, a table of certificates).
+    Two or more runs, or a sweep directory: comparison.html and comparison.md (curves with bands over seeds, a table
+    of certificates).
     """
     from .api import report
-    from .runs import absolute_path
+    from .runs import absolute_path, sweep_runs
 
-    if len(runs) == 1 and out is not None:
+    if len(runs) == 1 and out is not None and sweep_runs(runs[0]) is None:
         raise UserError("--out is for a comparison of two or more runs; one run's report goes into its directory")
     html = report(*(absolute_path(r) for r in runs), out=out)
     print(html)
     print(html.with_suffix(".md"))
+
+
+@app.command("sweep")
+def sweep_command(
+    spec: Annotated[
+        str, typer.Argument(help="The sweep's YAML spec (configs, overrides, agents, tasks, seeds, grid).")
+    ],
+    dir: Annotated[
+        str | None,
+        typer.Option("--dir", help="Sweep directory (default: runs/<spec name>); started again, it resumes."),
+    ] = None,
+    executor: Annotated[str, typer.Option(help="local (a process pool on this machine) or ray.")] = "local",
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Cells at a time (local; default: the cores) or a local Ray's CPUs.")
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="Ray only: the cluster to join (HOST:PORT or auto); default: start a local one.")
+    ] = None,
+    progress: Annotated[bool, typer.Option(metavar="", help="Show a progress display.")] = True,
+) -> None:
+    """Train every cell of a sweep (config variants × agents × tasks × overrides × seeds), each an ordinary run
+    directory under the sweep directory; finished cells are skipped and the others resume. Exit 1 if a cell failed."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from .sweep import run_sweep
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[state]}"))
+    bar = Progress(*columns, console=Console(stderr=True), disable=not progress)
+    rows: dict[str, int] = {}
+
+    def show(cells: dict[str, dict]) -> None:  # first called once every cell resolved: errors print before any display
+        if not rows:
+            bar.start()
+        for name, c in cells.items():
+            if name not in rows:
+                rows[name] = bar.add_task(name, total=c["steps"], state="")
+            bar.update(rows[name], completed=min(c.get("step", 0), c["steps"]), state=c["status"])
+
+    try:
+        result = run_sweep(spec, dir, executor, workers, address, show)
+    finally:
+        if rows:
+            bar.stop()
+    for name, c in result.cells.items():
+        detail = c.get("error") or (f"certificate {c['certificate']}" if c.get("certificate") else "")
+        step = f"step {c.get('step', 0)}/{c['steps']}"
+        console.print(f"{name}: {c['status']} ({step}{'; ' + detail if detail else ''})")
+    console.print(f"sweep directory {result.sweep_dir}; compare its cells: ambs-verify report {result.sweep_dir}")
+    if result.failed:
+        raise typer.Exit(1)
 
 
 @app.command("certify")
@@ -536,6 +587,19 @@ def _report_errors() -> tuple[type[Exception], ...]:
     return (CertificateError, ReportError)
 
 
+def _sweep_errors() -> tuple[type[Exception], ...]:
+    """Unusable sweep input: a bad spec or directory, an executor that cannot start."""
+    from .executors import ExecutorError
+    from .sweep import SweepError
+
+    return (SweepError, ExecutorError)
+
+
+def _input_errors() -> tuple[type[Exception], ...]:
+    """Every exception whose one line names bad input: exit code 2."""
+    return (*_train_errors(), *_report_errors(), *_sweep_errors())
+
+
 def _one_line(exc: BaseException) -> str:
     """An exception as one line: its message's lines joined (library messages may span several)."""
     text = " ".join(str(exc).split()) or type(exc).__name__
@@ -551,7 +615,14 @@ def main() -> None:
     argv = [arg for arg in argv if arg != "--debug"]
     try:
         code = app(args=expand_variadic(argv), standalone_mode=False)
-    except (UserError, EstimatorInputError, EnvConfigError, *_train_errors(), *_report_errors()) as exc:
+    except (
+        UserError,
+        EstimatorInputError,
+        EnvConfigError,
+        *_train_errors(),
+        *_report_errors(),
+        *_sweep_errors(),
+    ) as exc:
         if debug:
             raise
         print(f"error: {_one_line(exc)}", file=sys.stderr)

@@ -39,6 +39,7 @@ __all__ = [
     "absolute_path",
     "config_differences",
     "holds_run",
+    "sweep_runs",
     "write_text_atomic",
 ]
 
@@ -96,6 +97,16 @@ def absolute_path(path: str | os.PathLike) -> Path:
 def holds_run(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a run directory (it has a ``config.yaml``)."""
     return (Path(path) / "config.yaml").is_file()
+
+
+def sweep_runs(path: str | os.PathLike) -> list[Path] | None:
+    """The run directories of a sweep directory (``sweep.yaml`` and ``cells/<name>/``, :mod:`ambs_verify.sweep`)
+    that hold a run, sorted by name; None when ``path`` is not a sweep directory."""
+    root = absolute_path(path)
+    if not (root / "sweep.yaml").is_file():
+        return None
+    cells = root / "cells"
+    return sorted(p for p in cells.iterdir() if holds_run(p)) if cells.is_dir() else []
 
 
 def _umask() -> int:
