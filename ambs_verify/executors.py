@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["EXECUTORS", "ExecutorError", "JobFailed", "default_workers", "run_jobs"]
+__all__ = ["EXECUTORS", "ExecutorError", "JobFailed", "check_executor", "default_workers", "run_jobs"]
 
 EXECUTORS = ("local", "ray")
 POLL_S = 1.0  # how often the caller's ``poll`` runs while jobs are in flight (progress displays)
@@ -48,6 +48,16 @@ class JobFailed:
 def default_workers() -> int:
     """Processes at a time for the local executor: one per core this process may use."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def check_executor(executor: str, workers: int | None = None, address: str | None = None) -> None:
+    """One-line :class:`ExecutorError` for an unknown executor, ``workers < 1`` or an address without Ray."""
+    if executor not in EXECUTORS:
+        raise ExecutorError(f"unknown executor {executor!r}; accepted: {', '.join(EXECUTORS)}")
+    if workers is not None and workers < 1:
+        raise ExecutorError(f"--workers must be >= 1 (got {workers})")
+    if address is not None and executor != "ray":
+        raise ExecutorError("--address names a Ray cluster: use it with --executor ray")
 
 
 def run_jobs(
@@ -72,12 +82,7 @@ def run_jobs(
     on_done : called as ``on_done(index, result)`` as each job finishes, in the order they finish
     poll : called about every second while jobs run
     """
-    if executor not in EXECUTORS:
-        raise ExecutorError(f"unknown executor {executor!r}; accepted: {', '.join(EXECUTORS)}")
-    if workers is not None and workers < 1:
-        raise ExecutorError(f"--workers must be >= 1 (got {workers})")
-    if address is not None and executor != "ray":
-        raise ExecutorError("--address names a Ray cluster: use it with --executor ray")
+    check_executor(executor, workers, address)
     results: list[Any] = [None] * len(jobs)
 
     def finished(index: int, result: Any) -> None:

@@ -260,6 +260,8 @@ def prepare_dir(spec_path: str | os.PathLike, sweep_dir: str | os.PathLike | Non
     that holds another sweep's spec is refused. Returns ``(spec, directory, {cell: run.steps})``."""
     spec, raw = load_spec(spec_path)
     root = absolute_path(sweep_dir if sweep_dir is not None else Path("runs") / Path(spec_path).stem)
+    if root.exists() and not root.is_dir():
+        raise SweepError(f"--dir {root} is a file; accepted: a directory (new, or holding a sweep)")
     stored = root / "sweep.yaml"
     if stored.is_file() and yaml.safe_load(stored.read_text()) != raw:
         raise SweepError(f"{root} holds another sweep (its sweep.yaml differs from {spec_path}); use another --dir")
@@ -285,10 +287,9 @@ def run_sweep(
     ``show(cells)`` is called as the cells progress (``cells[name]``: ``status``, ``step``, ``steps``), for a
     progress display.
     """
-    from .executors import EXECUTORS, ExecutorError, JobFailed, run_jobs
+    from .executors import JobFailed, check_executor, run_jobs
 
-    if executor not in EXECUTORS:  # before the spec, so that a typo costs nothing
-        raise ExecutorError(f"unknown executor {executor!r}; accepted: {', '.join(EXECUTORS)}")
+    check_executor(executor, workers, address)  # before the spec, so that a typo costs nothing
     spec, root, steps = prepare_dir(spec_path, sweep_dir)
     before = _read_status(root)
     cells = {}

@@ -192,6 +192,10 @@ TEXT_BAD = {
     ("report", "out"): ["OUT_ONE_RUN"],
     ("verify", "cert"): ["RUN_MISSING", "CERT_NESTED", "CERT_NOT_JSON"],
     ("verify", "run"): ["RUN_MISSING"],
+    ("sweep", "spec"): ["SPEC_MISSING", "SPEC_BAD", "CERT_NOT_JSON"],
+    ("sweep", "dir"): ["DIR_BUSY", "SPEC"],
+    ("sweep", "executor"): ["nope", "slurm"],
+    ("sweep", "address"): ["10.0.0.1:6379"],
 }
 # Values every option needs for the command to reach the option under test (required ones, a real run).
 REQUIRED = {
@@ -201,6 +205,7 @@ REQUIRED = {
     ("certify",): {"run": "RUN"},
     ("report",): {"runs": "RUN"},
     ("verify",): {"cert": "CERT_NESTED"},
+    ("sweep",): {"spec": "SPEC"},
 }
 
 
@@ -249,12 +254,20 @@ def fixtures_dir(tmp_path_factory):
     nested = root / "nested.json"
     nested.write_text("[" * 100_000 + "]" * 100_000)
     (root / "not-json.json").write_text("{not json")
+    (root / "spec.yaml").write_text("configs: [quickstart]\nseeds: [0, 1]\n")
+    (root / "bad-spec.yaml").write_text("configs: [quickstart]\nseed: [0, 1]\n")
+    (root / "busy").mkdir()
+    (root / "busy" / "notes.txt").write_text("not a sweep")
     return {
         "RUN": str(run),
         "RUN_MISSING": str(root / "missing"),
         "CERT_NESTED": str(nested),
         "CERT_NOT_JSON": str(root / "not-json.json"),
         "OUT_ONE_RUN": str(root / "out"),
+        "SPEC": str(root / "spec.yaml"),
+        "SPEC_MISSING": str(root / "missing.yaml"),
+        "SPEC_BAD": str(root / "bad-spec.yaml"),
+        "DIR_BUSY": str(root / "busy"),
     }
 
 
