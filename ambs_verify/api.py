@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from .config import Config
-    from .reports.certify import CertifyOptions
+    from .reports.certify import CertifyOptions, Parallel
     from .reports.verify import VerifyResult
     from .rollout.restore import RestoredAgent
     from .trainers.loop import TrainResult
@@ -193,6 +193,7 @@ def certify(
     *,
     progress: Callable[[int, int, str], None] | None = None,
     options: CertifyOptions | None = None,
+    parallel: Parallel | None = None,
     **settings: Any,
 ) -> Certificate:
     """Certify checkpoint ``step`` (default: the newest) of ``run`` and write ``certificates/<step>.json``.
@@ -210,6 +211,9 @@ def certify(
         ``spec="H=30,p<=0.1"``, ``delta=0.01``, ``states``, ``samples``, ``episodes``, ``method``,
         ``audit_states``, ``rollouts`` (an int, or ``"auto"``), ``seed``, ``split``, ``sequential`` (True: each
         audited state's rollouts until a confidence sequence decides it), ``max_rollouts``.
+    parallel : Parallel, optional
+        Split the audit rollouts over worker processes (:class:`~ambs_verify.reports.certify.Parallel`: executor,
+        workers, address); the certificate is the same.
 
     Returns
     -------
@@ -237,7 +241,7 @@ def certify(
         if not steps:
             raise ValueError(f"{rundir.path} has no checkpoint to certify yet")
         step = steps[-1]
-    doc = certify_checkpoint(rundir.path, step, options, progress=progress)
+    doc = certify_checkpoint(rundir.path, step, options, progress=progress, parallel=parallel)
     return Certificate.read(write_certificate(rundir.certificate_path(step), doc))
 
 

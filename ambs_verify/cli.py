@@ -5,6 +5,7 @@ Errors in what the user typed end in one line on stderr and exit code 2, never a
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from enum import StrEnum
@@ -422,15 +423,24 @@ def certify_command(
     max_rollouts: Annotated[
         int, typer.Option(min=1, help="--sequential: the most rollouts at one audited state (a multiple of 32).")
     ] = CERTIFY.max_rollouts,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes: several checkpoints are certified side by side, one checkpoint's audit rollouts "
+            "split over them (the certificates are the same). 1: all in this process.",
+        ),
+    ] = 1,
+    executor: Annotated[str, typer.Option(help="With --workers > 1: local (processes here) or ray.")] = "local",
+    address: Annotated[str | None, typer.Option(help="Ray only: the cluster to join (HOST:PORT or auto).")] = None,
     progress: Annotated[bool, typer.Option(metavar="", help="Show a progress bar.")] = True,
 ) -> None:
     """Write certificates/<step>.json for checkpoints of a run: model level, real environment, audit, verdict."""
-    from rich.progress import Progress
-
-    from .api import certify
-    from .reports.certify import CertifyOptions, impossible_pass, parse_spec, select_checkpoints
+    from .executors import check_executor
+    from .reports.certify import CertifyOptions, Parallel, impossible_pass, parse_spec, select_checkpoints
     from .runs import RunDir
 
+    check_executor(executor, workers, address)
     rundir = RunDir(run)  # made absolute: certificates record where their run is
     if not rundir.config_path.is_file():
         raise UserError(f"{run} is not a run directory (no config.yaml); accepted: the --logdir of a training run")
@@ -452,14 +462,34 @@ def certify_command(
     if warning:
         print(warning, file=sys.stderr)
     steps = select_checkpoints(rundir.checkpoint_steps(), checkpoints or ["latest"])
+    parallel = Parallel(executor, workers, address) if workers > 1 or address is not None else None
+    _certify_steps(rundir.path, steps, options, parallel, progress)
+
+
+def _certify_steps(run, steps: list[int], options, parallel, progress: bool) -> None:
+    """``certify``'s work: several checkpoints side by side on ``parallel``'s workers, or one after another here
+    (each one's audit rollouts on the workers), a line per checkpoint."""
+    from rich.progress import Progress
+
+    from .api import certify
+    from .executors import JobFailed, run_jobs
+
+    if parallel is not None and len(steps) > 1:  # checkpoints side by side, each in one worker
+        job = functools.partial(certify, options=options)
+        results = run_jobs(job, [(run, step) for step in steps], parallel.executor, parallel.workers, parallel.address)
+        for step, cert in zip(steps, results, strict=True):
+            if isinstance(cert, JobFailed):
+                raise UserError(f"checkpoint {step}: {cert.error}")
+            console.print(_certificate_line(cert))
+        return
     with Progress(console=Console(stderr=True), transient=True, disable=not progress) as bar:
         for step in steps:
-            job = bar.add_task(f"certifying checkpoint {step}: evaluation episodes", total=episodes)
+            job = bar.add_task(f"certifying checkpoint {step}: evaluation episodes", total=options.episodes)
 
             def show(done, total, phase, job=job, step=step):
                 bar.update(job, completed=done, total=total, description=f"certifying checkpoint {step}: {phase}")
 
-            cert = certify(rundir.path, step, progress=show, options=options)
+            cert = certify(run, step, progress=show, options=options, parallel=parallel)
             bar.remove_task(job)
             console.print(_certificate_line(cert))
 

@@ -476,3 +476,29 @@ def test_the_deployed_section_names_a_sequential_shield_and_its_guarantee():
     assert "anytime-valid test of p <= 0.01 against p > 0.01" in text and "error 0.01 each way" in text
     assert "at most 512 traces" in text
     assert _policy_name(types.SimpleNamespace(learner=object(), shield=paper)).endswith("with their memory")
+
+
+@pytest.mark.end_to_end
+def test_parallel_certificates_are_the_single_process_ones(certified, tmp_path, monkeypatch, capsys):
+    """``--workers 2``: both checkpoints certified side by side, and one checkpoint's audit rollouts (fixed and
+    sequential) split over two worker processes, give the certificates one process writes (every field but when and
+    where it was written)."""
+    logdir = tmp_path / "run"
+    shutil.copytree(certified[0], logdir)
+    single = {step: read_certificate(logdir / "certificates" / f"{step}.json") for step in (60, 120)}
+    code, _, err = run(["certify", str(logdir), "--checkpoints", "all", *SMALL, "--workers", "2"], monkeypatch, capsys)
+    assert code == 0 and not err, err
+    for step in (60, 120):
+        result = check_recomputation(single[step], read_certificate(logdir / "certificates" / f"{step}.json"))
+        assert result.ok, result.reason
+    code, _, err = run(["certify", str(logdir), "--checkpoints", "60", *SMALL, "--workers", "2"], monkeypatch, capsys)
+    assert code == 0 and not err, err
+    result = check_recomputation(single[60], read_certificate(logdir / "certificates" / "60.json"))
+    assert result.ok, result.reason
+    sequential = ["--checkpoints", "60", *SMALL, "--sequential", "--max-rollouts", "64"]
+    for extra in ([], ["--workers", "2"]):
+        code, _, err = run(["certify", str(logdir), *sequential, *extra], monkeypatch, capsys)
+        assert code == 0 and not err, err
+        single[extra != []] = read_certificate(logdir / "certificates" / "60.json")
+    result = check_recomputation(single[False], single[True])
+    assert result.ok, result.reason

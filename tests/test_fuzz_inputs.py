@@ -192,6 +192,8 @@ TEXT_BAD = {
     ("report", "out"): ["OUT_ONE_RUN"],
     ("verify", "cert"): ["RUN_MISSING", "CERT_NESTED", "CERT_NOT_JSON"],
     ("verify", "run"): ["RUN_MISSING"],
+    ("certify", "executor"): ["nope"],
+    ("certify", "address"): ["10.0.0.1:6379"],
     ("sweep", "spec"): ["SPEC_MISSING", "SPEC_BAD", "CERT_NOT_JSON"],
     ("sweep", "dir"): ["DIR_BUSY", "SPEC"],
     ("sweep", "executor"): ["nope", "slurm"],

@@ -21,20 +21,7 @@ from ambs_verify.config import resolve
 from ambs_verify.executors import ExecutorError, JobFailed, run_jobs
 from ambs_verify.runs import RunDir
 from ambs_verify.sweep import SweepError, parse_spec, prepare_dir, run_cell
-
-# The plumbing settings of tests/test_train_cli.py's FAST, as a sweep's overrides.
-FAST = {
-    "shield.samples": 16,
-    "imag_horizon": 5,
-    "envs.amount": 2,
-    "run.train_fill": 60,
-    "run.log_every": 50,
-    "run.save_every": 100,
-    "replay.batch_size": 4,
-    "replay.batch_length": 8,
-    "run.train_ratio": 32,
-    "shield.threshold_horizon": 5,
-}
+from benchmarks.sweep_parallel import PLUMBING as FAST  # test_train_cli's FAST, as a sweep's overrides
 
 
 def write_spec(path: Path, **spec) -> Path:

@@ -63,6 +63,7 @@ __all__ = [
     "AUTO_ALLOWED_VIOLATIONS",
     "MODEL_EVENT",
     "CertifyOptions",
+    "Parallel",
     "Spec",
     "audit_sample",
     "auto_rollouts",
@@ -168,6 +169,18 @@ class CertifyOptions:
     def deployed_delta_upper(self, audited: int) -> float:
         """δ of one audited state's upper bound in the deployed section (half of its share)."""
         return self.shares["deployed"] / max(audited, 1) / 2.0
+
+
+@dataclass(frozen=True)
+class Parallel:
+    """Where a certificate's audit rollouts run (:mod:`ambs_verify.executors`): the audited states are split into
+    ``workers`` chunks, each rolled out in a process of its own that restores the checkpoint. Each state's rollouts
+    are seeded by the state's index, whatever chunk it is in, and the counts are integers, so the certificate is
+    the one a single process writes. Not recorded in the certificate: it does not change it."""
+
+    executor: str = "local"
+    workers: int = 2
+    address: str | None = None
 
 
 _MAX_ROLLOUTS = 1_000_000
@@ -334,11 +347,14 @@ def verdict(model: ModelLevel, deployed: DeployedAudit, options: CertifyOptions)
     return sections.verdict(model, deployed, 1.0 - options.delta, need)
 
 
-def certify_checkpoint(run_path: str | Path, step: int, options: CertifyOptions, progress=None) -> dict:
+def certify_checkpoint(
+    run_path: str | Path, step: int, options: CertifyOptions, progress=None, parallel: Parallel | None = None
+) -> dict:
     """The certificate (a schema-valid dict) of checkpoint ``step`` of the run at ``run_path``.
 
     ``progress(done, total, phase)`` is called as evaluation episodes finish (``phase`` "evaluation episodes")
-    and as the audits finish ("audit rollouts").
+    and as the audits finish ("audit rollouts"). ``parallel`` splits the audit rollouts over worker processes
+    (:class:`Parallel`); the certificate is the same.
     """
     import jax
 
@@ -367,14 +383,14 @@ def certify_checkpoint(run_path: str | Path, step: int, options: CertifyOptions,
         model = ModelLevel(shares["model"], spec.horizon, options.samples, options.method, spec.p_max, reason=why)
     bench = _bench(config.task, [e for e in episodes if e is not None], _training_cost_rate(run))
     real = RealLevel.from_episodes(episodes, labels, shares["real"], bench)
-    audit, deployed = _audits(restored, states, model, options, k_audit, progress)
+    audit, deployed = _audits(restored, states, model, options, k_audit, progress, parallel)
     return _document(run, restored, options, model, real, audit, deployed)
 
 
-def _audits(restored, states: list, model: ModelLevel, options: CertifyOptions, key, progress):
+def _audits(restored, states: list, model: ModelLevel, options: CertifyOptions, key, progress, parallel=None):
     """The shield-accuracy audit and the deployed agent's audit at a uniform sample of the visited states (module
     doc, steps 4 to 6): ``(ShieldAudit, DeployedAudit)``."""
-    from ..rollout.acting import restored_rollouts
+    from ..rollout.acting import override_rate
 
     shares, task = options.shares, restored.config.task
     h, p_max, seed = options.spec.horizon, options.spec.p_max, options.seed
@@ -393,23 +409,25 @@ def _audits(restored, states: list, model: ModelLevel, options: CertifyOptions, 
     audited = [states[i] for i in index]
     rollouts = options.rollouts or auto_rollouts(p_max, options.deployed_delta_upper(len(index)))
 
-    def violations(policy, stream: int):
-        return restored_rollouts(policy, restored.make_env, restored.obs_keys, audited, rollouts, h, seed, stream, key)
+    def violations(mode: str, stream: int):
+        ids = list(range(len(audited)))
+        k, overrides, steps = rollout_counts(restored, mode, audited, ids, rollouts, seed, stream, key, h, parallel)
+        return k, override_rate(overrides, steps)
 
     if progress:
         progress(0, 2, "audit rollouts")
     name = _policy_name(restored.agent)
     if options.sequential:
-        deployed = _sequential_deployed(restored, audited, index, options, key, name)
+        deployed = _sequential_deployed(restored, audited, index, options, key, name, parallel)
     else:
-        k_dep, override = violations(restored.policy(), 1)
+        k_dep, override = violations("deployed", 1)
         deployed = DeployedAudit.from_counts(
             k_dep, index, rollouts, shares["deployed"], h, p_max, rule, override_rate=override, policy=name
         )
     if progress:
         progress(1, 2, "audit rollouts")
     if restored.has_model:
-        k_task, _ = violations(restored.policy("task"), 0)
+        k_task, _ = violations("task", 0)
         k_model = np.atleast_1d(model.bound.k).astype(int)[index]
         audit = ShieldAudit.from_counts(k_task, k_model, options.samples, index, rollouts, shares["audit"], h, p_max)
     else:
@@ -419,6 +437,73 @@ def _audits(restored, states: list, model: ModelLevel, options: CertifyOptions, 
     return audit, deployed
 
 
+def rollout_counts(
+    restored,
+    mode: str,
+    states: list,
+    ids: list[int],
+    rollouts: int,
+    seed: int,
+    stream: int,
+    key,
+    horizon: int,
+    parallel: Parallel | None = None,
+) -> tuple[np.ndarray, int, int]:
+    """Violating rollouts per state and the shield's overrides / executed steps, for ``restored.policy(mode)``
+    rolled out ``rollouts`` times from each state (:func:`~ambs_verify.rollout.acting.restored_rollout_counts`), in
+    this process or split over ``parallel``'s workers."""
+    from ..rollout.acting import restored_rollout_counts
+
+    if parallel is None or len(states) < 2:
+        policy, args = restored.policy(mode), (restored.make_env, restored.obs_keys, states, rollouts, horizon)
+        return restored_rollout_counts(policy, *args, seed, stream, key, ids=ids)
+    import jax
+
+    from ..executors import JobFailed, run_jobs
+
+    chunks = [c for c in np.array_split(np.arange(len(states)), parallel.workers) if c.size]
+    run = str(restored.checkpoint_dir.parent.parent)
+    jobs = [
+        (
+            run,
+            int(restored.step),
+            mode,
+            [_portable(states[i]) for i in c],
+            [ids[i] for i in c],
+            rollouts,
+            horizon,
+            seed,
+            stream,
+            np.asarray(jax.device_get(key)),
+        )
+        for c in chunks
+    ]
+    results = run_jobs(audit_job, jobs, parallel.executor, parallel.workers, parallel.address)
+    failed = [r.error for r in results if isinstance(r, JobFailed)]
+    if failed:
+        raise RuntimeError(f"an audit worker failed: {failed[0]}")
+    return np.concatenate([r[0] for r in results]), sum(r[1] for r in results), sum(r[2] for r in results)
+
+
+def _portable(state):
+    """A visited state as host arrays, without the posterior the rollouts do not need (it travels to a worker)."""
+    import dataclasses
+
+    import jax
+
+    return dataclasses.replace(state, carry_before=jax.device_get(state.carry_before), posterior=None)
+
+
+def audit_job(run: str, step: int, mode: str, states, ids, rollouts: int, horizon: int, seed: int, stream: int, key):
+    """One worker's share of :func:`rollout_counts`: restore the checkpoint, roll out its states."""
+    import jax.numpy as jnp
+
+    from ..rollout.restore import restore_agent
+
+    restored = restore_agent(run, step)
+    return rollout_counts(restored, mode, states, ids, rollouts, seed, stream, jnp.asarray(key), horizon)
+
+
 def sequential_test(options: CertifyOptions, audited: int) -> ThresholdTest:
     """The test each audited state's rollouts run under ``--sequential``: p <= p_max against p > p_max at the state's
     whole share of the deployed δ (one confidence sequence gives both sides), looks at 32, 64, ... rollouts."""
@@ -426,31 +511,29 @@ def sequential_test(options: CertifyOptions, audited: int) -> ThresholdTest:
     return ThresholdTest(options.spec.p_max, delta, FIRST_LOOK, options.max_rollouts, LOOK_GROWTH)
 
 
-def _sequential_deployed(restored, audited: list, index: list[int], options: CertifyOptions, key, name: str):
+def _sequential_deployed(restored, audited: list, index: list[int], options: CertifyOptions, key, name: str, parallel):
     """``--sequential``: the deployed agent's rollouts at the audited states, look by look, until every state is
     decided, some state is decided unsafe (the verdict is then fail whatever the others show) or the budget is
     spent. Each look's rollouts get their own seed, so no rollout repeats an earlier one."""
-    from ..rollout.acting import restored_rollouts
+    from ..rollout.acting import override_rate
 
     test = sequential_test(options, len(audited))
     a = len(audited)
     k, n, code = np.zeros(a, np.int64), np.zeros(a, np.int64), np.zeros(a, np.int64)
-    rates, weights = [], []
+    overrides = steps = 0
     for look, draw in enumerate(int(d) for d in test.draws):
         live = np.flatnonzero(code == CONTINUE)
         if not live.size or (code == UNSAFE).any():
             break
         seed = int(np.random.SeedSequence([options.seed, 17, look]).generate_state(1)[0])
-        states = [audited[i] for i in live]
-        args = (restored.make_env, restored.obs_keys, states, draw, options.spec.horizon, seed, 1, key)
-        k_look, rate = restored_rollouts(restored.policy(), *args, ids=live.tolist())
+        states, ids = [audited[i] for i in live], live.tolist()
+        horizon = options.spec.horizon
+        k_look, o, s = rollout_counts(restored, "deployed", states, ids, draw, seed, 1, key, horizon, parallel)
         k[live] += k_look
         n[live] += draw
         code[live] = test.decide(k[live], look)
-        if rate is not None:
-            rates.append(rate)
-            weights.append(draw * live.size)
-    rate = float(np.average(rates, weights=weights)) if rates else None
+        overrides, steps = overrides + o, steps + s
+    rate = override_rate(overrides, steps)
     delta, h = options.shares["deployed"], options.spec.horizon
     return DeployedAudit.from_sequence(k, n, index, test, delta, h, override_rate=rate, policy=name)
 

@@ -33,7 +33,9 @@ __all__ = [
     "check_env",
     "check_policy",
     "evaluate",
+    "override_rate",
     "reservoir_slot",
+    "restored_rollout_counts",
     "restored_rollouts",
     "run_episodes",
     "run_steps",
@@ -236,7 +238,7 @@ def _act_live(policy: Policy, obs, carry, alive: np.ndarray, key) -> tuple[np.nd
     return (acts.argmax(-1) if acts.ndim == 2 else acts), carry, override
 
 
-def restored_rollouts(
+def restored_rollout_counts(
     policy: Policy,
     make_env: Callable[[], gym.Env],
     obs_keys: Sequence[str],
@@ -247,7 +249,7 @@ def restored_rollouts(
     stream: int,
     key: jax.Array,
     ids: Sequence[int] | None = None,
-) -> tuple[np.ndarray, float | None]:
+) -> tuple[np.ndarray, int, int]:
     """Violating rollouts out of ``rollouts`` (``horizon`` real steps each) of ``policy`` from each state.
 
     Each rollout restores the state's simulator snapshot and the agent's carry before it; its env gets a fresh RNG
@@ -258,7 +260,8 @@ def restored_rollouts(
     Returns
     -------
     violations : int array, shape ``(len(states),)``
-    override_rate : the policy's mean override rate over executed steps, or None (a policy without a shield)
+    overrides, steps : the policy's overrides over its executed steps and the number of those steps (0, 0 for a
+        policy without a shield): integers, so that chunks of states rolled out apart add up exactly
     """
     r = rollouts
     envs = [make_env() for _ in range(r)]
@@ -296,8 +299,19 @@ def restored_rollouts(
     finally:
         for env in envs:
             env.close()
-    rate = float(np.concatenate(overrides).mean()) if overrides and sum(map(len, overrides)) else None
-    return np.asarray(k_real, int), rate
+    flags = np.concatenate(overrides) if overrides else np.zeros(0, bool)
+    return np.asarray(k_real, int), int(flags.sum()), int(flags.size)
+
+
+def restored_rollouts(policy: Policy, *args, **kwargs) -> tuple[np.ndarray, float | None]:
+    """:func:`restored_rollout_counts` with the override rate (None for a policy without a shield)."""
+    k, overrides, steps = restored_rollout_counts(policy, *args, **kwargs)
+    return k, override_rate(overrides, steps)
+
+
+def override_rate(overrides: int, steps: int) -> float | None:
+    """Overrides per executed step, or None when no step had a shield decision."""
+    return overrides / steps if steps else None
 
 
 # ------------------------------------------------------------------------------------- fixed steps
