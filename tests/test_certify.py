@@ -203,6 +203,7 @@ def _edits_detected(stored: dict, fresh: dict) -> tuple[int, int]:
     return rejected, named
 
 
+@pytest.mark.end_to_end  # a certify and its recomputation on the fixture's run (15 s): make test-learning
 def test_sequential_certificates_stop_where_the_test_decides_and_verify(certified, tmp_path, monkeypatch, capsys):
     """``certify --sequential``: each audited state drew rollouts look by look (32, 64, 128) until the confidence
     sequence at its share of δ decided, every stop agrees with the threshold test, the bounds are that sequence's

@@ -36,6 +36,7 @@ def _initialised(name: str):
     return agent, agent.init(jax.random.PRNGKey(0), key_observation(env.observation_space), env.action_space)
 
 
+@pytest.mark.end_to_end  # compiles the shielded, task and safe acting functions separately (34 s): make test-learning
 def test_acting_modes_of_the_dreamer_agents():
     ambs, dreamer = _initialised("ambs"), _initialised("dreamer")
     shielded = evaluate(bind(*ambs), lambda: make_env("grid"), 3, seed=1)
