@@ -190,6 +190,7 @@ def random_return():
     return float(np.mean(returns))
 
 
+@pytest.mark.learning  # 35-43 s each: with the other learning tests in make test-learning, off the suite's 10 minutes
 @pytest.mark.parametrize("name", list(LEARNING))
 def test_agent_learns_grid(name, random_return):
     extra, steps, seeds = LEARNING[name]
