@@ -132,11 +132,11 @@ def train(configs: str | Sequence[str], *, force: bool = False, **overrides: Any
 def train_config(config: Config, force: bool = False) -> Run:
     """:func:`train` from a resolved config (what the command line parses)."""
     from .rollout.agents import build_agent
-    from .rollout.runtime import configure_jax
+    from .rollout.runtime import configure_jax, data_parallel
     from .trainers.loop import train as train_loop
 
-    configure_jax(config)
-    result = train_loop(config, build_agent(config), force=force)
+    configure_jax(config, split=True)
+    result = train_loop(config, build_agent(config, data_parallel(config)), force=force)
     return Run(result.logdir, result)
 
 

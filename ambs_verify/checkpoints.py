@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import uuid
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,8 +245,9 @@ def load(path: str | os.PathLike, target: Any = None, check: bool = True) -> Che
         ``checkpoints/<step>/``.
     target : pytree, optional
         A tree of the saved structure (e.g. a freshly initialised agent state); restored leaves get its
-        container types (tuples, named tuples), dtypes and kinds (numpy vs jax, typed PRNG keys). Without it,
-        orbax's own restoration is returned (tuples may come back as lists).
+        container types (tuples, named tuples), dtypes and kinds (numpy vs jax, typed PRNG keys), and jax arrays
+        its shardings. Without it, every leaf comes back as a numpy array, whatever devices it was saved from
+        (tuples may come back as lists).
     check : bool
         :func:`verify` the manifest first.
     """
@@ -259,10 +259,10 @@ def load(path: str | os.PathLike, target: Any = None, check: bool = True) -> Che
     import orbax.checkpoint as ocp
 
     checkpointer = _checkpointer()
-    if target is None:
-        with warnings.catch_warnings():  # without a target orbax reads shardings from the file, which is fine here
-            warnings.filterwarnings("ignore", message="Sharding info not provided")
-            tree = checkpointer.restore(path / "state")
+    if target is None:  # numpy leaves: the devices the run was saved from (a data-parallel mesh) may not exist here
+        metadata = checkpointer.metadata(path / "state").item_metadata.tree
+        restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), metadata)
+        tree = checkpointer.restore(path / "state", args=ocp.args.PyTreeRestore(restore_args=restore_args))
     else:
         item, restore_args = _restore_args(target)
         tree = checkpointer.restore(path / "state", args=ocp.args.PyTreeRestore(item=item, restore_args=restore_args))

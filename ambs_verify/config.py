@@ -96,6 +96,7 @@ RANGES: dict[str, str] = {
     "run.train_ratio": "[0, inf)",
     "run.train_fill": "[0, inf)",
     "run.*": "[1, inf)",  # steps, log_every, save_every, keep_checkpoints
+    "jax.devices": "[0, inf)",  # 0: every device of jax.platform
     "replay.*": "[1, inf)",
     "rssm.unimix": "[0, 1)",
     "rssm.action_clip": "(0, inf)",
@@ -734,6 +735,7 @@ def summary_line(config: Config) -> str:
     return (
         f"{c.agent} on {c.task}: {size + ', ' if size else ''}{c.run.steps:,} steps, {c.envs.amount} "
         f"environment{'s' if c.envs.amount > 1 else ''}, seed {c.seed}, run directory {c.logdir}"
+        + (f", split over {c.jax.devices or 'all'} {c.jax.platform} devices" if c.jax.devices != 1 else "")
     )
 
 

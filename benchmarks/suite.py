@@ -58,6 +58,7 @@ REGISTRY: tuple[Bench, ...] = (
         "sequential shield and certification: exact samples per decision against fixed m and advance-sized n",
     ),
     Bench("sweep_parallel", "a 4-cell debug sweep on 2 local workers against its cells one after another"),
+    Bench("data_parallel", "AMBS train step and shield decision split over 2 host CPU devices against 1 device"),
     Bench("certify_throughput", "model-level sampling throughput of certificates; certify_checkpoint end to end"),
     Bench("agent_update", "world-model + actor-critic update time, FLOPs and peak RSS per size (subprocess each)"),
     Bench(

@@ -28,6 +28,7 @@ from . import rssm as R
 from .actor_critic import CriticSpec, ImagActorCritic
 from .config import AgentConfig
 from .penalties import Shaping
+from .sharding import DataParallel, shard_rows
 from .world_model import WorldModel
 
 __all__ = ["Agent", "count_params", "task_critics", "task_shaping"]
@@ -184,7 +185,7 @@ class Agent:
 
     def starts(self, post: R.State, batch: Mapping[str, jax.Array]) -> dict:
         """Imagination starts from the ``(B, T)`` posterior: every state flattened to ``N = B * T`` rows."""
-        flat = jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), jax.lax.stop_gradient(post))
+        flat = shard_rows(jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), jax.lax.stop_gradient(post)))
         cont = 1.0 - batch["is_terminal"].astype(jnp.float32).reshape(-1)
         safe_cont = (batch["cost"].astype(jnp.float32).reshape(-1) <= 0).astype(jnp.float32)
         return {"state": flat, "cont": cont, "safe_cont": safe_cont}
@@ -205,8 +206,11 @@ class Agent:
         metrics.update({f"task/{k}": v for k, v in mets.items()})
         return new, metrics
 
-    def jit_train_step(self, donate: bool = True):
-        """``jax.jit(train_step)`` with the state's buffers donated."""
+    def jit_train_step(self, donate: bool = True, parallel: DataParallel | None = None):
+        """``jax.jit(train_step)`` with the state's buffers donated; with ``parallel``, the batch split over its
+        devices and the state replicated (:meth:`DataParallel.jit_step`)."""
+        if parallel is not None:
+            return parallel.jit_step(self.train_step, donate)
         return jax.jit(self.train_step, donate_argnums=(0,) if donate else ())
 
     # ------------------------------------------------------------------------------------------ acting

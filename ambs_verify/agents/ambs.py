@@ -12,6 +12,7 @@ The policy's extras are returned for the step they were computed for: ``p_hat``,
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 
 import gymnasium as gym
@@ -23,6 +24,7 @@ from . import rssm as R
 from .agent import Agent
 from .config import AgentConfig
 from .interface import DEPLOYED, EXPLORE, check_mode
+from .sharding import DataParallel
 from .shield import ShieldConfig, shield_decision
 
 __all__ = ["DreamerAgent"]
@@ -37,14 +39,22 @@ class DreamerAgent:
         Learner hyper-parameters; ``config.safety.shielding`` must be True for a shield (the safe policy).
     shield : ShieldConfig or None
         The shield's settings; None acts with the task policy alone.
+    parallel : DataParallel or None
+        Devices to split the learner's batch and the shield's traces over (the state is replicated on each); None
+        runs on JAX's default device.
     """
 
-    def __init__(self, config: AgentConfig, shield: ShieldConfig | None) -> None:
+    def __init__(self, config: AgentConfig, shield: ShieldConfig | None, parallel: DataParallel | None = None) -> None:
         if shield is not None and not config.safety.shielding:
             raise ValueError("a shield needs the safe policy: set shielding True in the agent config")
         self.config = config
         self.shield = shield
+        self.parallel = parallel
         self.learner: Agent | None = None
+
+    def _devices(self):
+        """The context the jitted functions are traced and run in: the data-parallel mesh, when there is one."""
+        return self.parallel.active() if self.parallel is not None else contextlib.nullcontext()
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -65,9 +75,10 @@ class DreamerAgent:
             raise ValueError(f"unsupported action space {act_space}; accepted: Discrete or a 1-D Box")
         self.obs_keys = tuple(shapes)
         self.learner = Agent(self.config, shapes, act_dim, discrete)
-        self._train = self.learner.jit_train_step()
+        self._train = self.learner.jit_train_step(parallel=self.parallel)
         self._act = jax.jit(self._act_fn, static_argnames="mode")
-        return self.learner.init(rng)
+        state = self.learner.init(rng)
+        return state if self.parallel is None else self.parallel.replicate(state)
 
     # ------------------------------------------------------------------------------------------ acting
 
@@ -120,7 +131,8 @@ class DreamerAgent:
         inputs = {k: jnp.asarray(obs[k]) for k in self.obs_keys}
         # explore and deployed act alike: one compiled function for both
         mode = DEPLOYED if mode == EXPLORE else mode
-        action, carry, extras = self._act(state, carry, inputs, jnp.asarray(obs["is_first"]), rng, mode)
+        with self._devices():
+            action, carry, extras = self._act(state, carry, inputs, jnp.asarray(obs["is_first"]), rng, mode)
         return np.asarray(action), carry, {k: np.asarray(v) for k, v in extras.items()}
 
     # ---------------------------------------------------------------------------------------- learning
@@ -128,5 +140,6 @@ class DreamerAgent:
     def train(self, state: dict, batch: Mapping[str, np.ndarray], rng: jax.Array) -> tuple[dict, dict]:
         """One world-model + safe + task update (jitted, state buffers donated)."""
         keys = (*self.obs_keys, "action", "reward", "cost", "is_first", "is_last", "is_terminal")
-        new_state, metrics = self._train(state, {k: jnp.asarray(batch[k]) for k in keys}, rng)
+        with self._devices():  # numpy rows go straight to their devices under a DataParallel
+            new_state, metrics = self._train(state, {k: np.asarray(batch[k]) for k in keys}, rng)
         return new_state, metrics

@@ -43,7 +43,8 @@ Per environment step and for each of ``N`` environments:
    and the reward-blind safe policy acts where a safe task action exists. Cost: K times the traces.
 
 Everything is one jitted function of arrays: no Python loop over environments or traces (the published code
-tiled and averaged per env in Python lists; spec §14.2).
+tiled and averaged per env in Python lists; spec §14.2). Under a :class:`~ambs_verify.agents.sharding.DataParallel`
+the traces' rows are split over its devices (:func:`~ambs_verify.agents.sharding.shard_rows`).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from ..estimators import jax_bounds
 from ..estimators.threshold_test import ThresholdTest
 from . import rssm as R
 from .actor_critic import actor_candidates
+from .sharding import shard_rows
 
 __all__ = [
     "EVENTS",
@@ -266,11 +268,11 @@ def shield_decision(
         dist = task_behaviour.dist(task_state["actor"], R.feat(posterior))
         candidates = jax.lax.stop_gradient(actor_candidates(dist, k_actions, k_cand))  # (N, K, A)
         k_cand = candidates.shape[1]  # at most the number of discrete actions
-        first = jnp.repeat(candidates.reshape(n_envs * k_cand, -1), m, axis=0)  # env-major, then candidate
+        first = shard_rows(jnp.repeat(candidates.reshape(n_envs * k_cand, -1), m, axis=0))  # env-major, then candidate
     else:
         first = None
     rows = max(k_cand, 1) * m
-    starts = jax.tree.map(lambda x: jnp.repeat(x, rows, axis=0), posterior)  # (N*K*m, ...)
+    starts = shard_rows(jax.tree.map(lambda x: jnp.repeat(x, rows, axis=0), posterior))  # (N*K*m, ...)
     violating = _trace_outcomes(config, wm, task_behaviour, wm_params, task_state, starts, first, k_traces)
     k = violating.reshape(n_envs, max(k_cand, 1), m).sum(axis=2)  # (N, K)
     m_arr = jnp.full(k.shape, m, jnp.float32)
@@ -322,7 +324,7 @@ def _sequential_decision(config, wm, task_behaviour, wm_params, task_state, post
     zeros = jnp.zeros((n_envs,), jnp.int32)
     carry = (zeros, zeros, zeros)  # k, n, decision per env
     for draw, first, count in _segments(test.draws):
-        starts = jax.tree.map(lambda x, d=draw: jnp.repeat(x, d, axis=0), posterior)
+        starts = shard_rows(jax.tree.map(lambda x, d=draw: jnp.repeat(x, d, axis=0), posterior))
 
         def undecided(state, end=first + count):
             look, (_, _, decision) = state
@@ -380,7 +382,7 @@ def model_violation_counts(
     (N,) int32 counts ``k``.
     """
     n_states = jax.tree.leaves(posterior)[0].shape[0]
-    starts = jax.tree.map(lambda x: jnp.repeat(x, samples, axis=0), jax.lax.stop_gradient(posterior))
+    starts = shard_rows(jax.tree.map(lambda x: jnp.repeat(x, samples, axis=0), jax.lax.stop_gradient(posterior)))
     policy = task_behaviour.policy(task_state["actor"])
     cost, cont, _ = _imagined_costs(horizon, cost_val, wm, wm_params, policy, starts, None, key)
     violating = violating_traces(cost, cont, cost_val)

@@ -11,11 +11,14 @@ certify and verify all build agents here.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 
 from ..config import CHOICES, Config, ConfigError, env_family, env_options
+
+if TYPE_CHECKING:
+    from ..agents.sharding import DataParallel
 
 __all__ = [
     "AVAILABLE_AGENTS",
@@ -37,8 +40,9 @@ SHIELDED_AGENTS = ("ambs",)  # the agents built with a shield and a safe policy
 AVAILABLE_AGENTS = CHOICES["agent"]  # declared once, with the other keys' choices
 
 
-def build_agent(config: Config):
-    """The trainer-facing agent for ``config.agent``.
+def build_agent(config: Config, parallel: DataParallel | None = None):
+    """The trainer-facing agent for ``config.agent``; a DreamerV3 agent trains and acts split over ``parallel``'s
+    devices when given (:func:`~ambs_verify.rollout.runtime.data_parallel`).
 
     ``ambs`` is DreamerV3 with the shield and the safe policy (plus PENL / PLPG / COPT when configured);
     ``dreamer`` is the unshielded DreamerV3 baseline (no safe policy; the twin cost critic is still trained so that
@@ -70,7 +74,7 @@ def build_agent(config: Config):
         task_shaping(learner)
     except ValueError as exc:
         raise ConfigError(f"agent {config.agent!r}: {exc}") from exc
-    return DreamerAgent(learner, shield)
+    return DreamerAgent(learner, shield, parallel)
 
 
 def prepare_config(config: Config) -> Config:
