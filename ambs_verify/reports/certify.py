@@ -457,32 +457,34 @@ def rollout_counts(
     if parallel is None or len(states) < 2:
         policy, args = restored.policy(mode), (restored.make_env, restored.obs_keys, states, rollouts, horizon)
         return restored_rollout_counts(policy, *args, seed, stream, key, ids=ids)
+    run = (str(restored.checkpoint_dir.parent.parent), int(restored.step), mode)
+    jobs = [(*run, *chunk, rollouts, horizon, seed, stream, _host(key)) for chunk in _chunks(states, ids, parallel)]
+    results = _worker_results(audit_job, jobs, parallel)
+    return np.concatenate([r[0] for r in results]), sum(r[1] for r in results), sum(r[2] for r in results)
+
+
+def _chunks(states: list, ids: list[int], parallel: Parallel) -> list[tuple[list, list[int]]]:
+    """``states`` and their ids split into one chunk per worker, the states made portable."""
+    chunks = [c for c in np.array_split(np.arange(len(states)), parallel.workers) if c.size]
+    return [([_portable(states[i]) for i in c], [ids[i] for i in c]) for c in chunks]
+
+
+def _host(key) -> np.ndarray:
+    """A JAX key as host data (it travels to a worker)."""
     import jax
 
+    return np.asarray(jax.device_get(key))
+
+
+def _worker_results(fn, jobs: list[tuple], parallel: Parallel) -> list:
+    """``fn(*job)`` for every job on ``parallel``'s executor, in job order; a failed job stops certify."""
     from ..executors import JobFailed, run_jobs
 
-    chunks = [c for c in np.array_split(np.arange(len(states)), parallel.workers) if c.size]
-    run = str(restored.checkpoint_dir.parent.parent)
-    jobs = [
-        (
-            run,
-            int(restored.step),
-            mode,
-            [_portable(states[i]) for i in c],
-            [ids[i] for i in c],
-            rollouts,
-            horizon,
-            seed,
-            stream,
-            np.asarray(jax.device_get(key)),
-        )
-        for c in chunks
-    ]
-    results = run_jobs(audit_job, jobs, parallel.executor, parallel.workers, parallel.address)
+    results = run_jobs(fn, jobs, parallel.executor, parallel.workers, parallel.address)
     failed = [r.error for r in results if isinstance(r, JobFailed)]
     if failed:
         raise RuntimeError(f"an audit worker failed: {failed[0]}")
-    return np.concatenate([r[0] for r in results]), sum(r[1] for r in results), sum(r[2] for r in results)
+    return results
 
 
 def _portable(state):
@@ -514,10 +516,20 @@ def sequential_test(options: CertifyOptions, audited: int) -> ThresholdTest:
 def _sequential_deployed(restored, audited: list, index: list[int], options: CertifyOptions, key, name: str, parallel):
     """``--sequential``: the deployed agent's rollouts at the audited states, look by look, until every state is
     decided, some state is decided unsafe (the verdict is then fail whatever the others show) or the budget is
-    spent. Each look's rollouts get their own seed, so no rollout repeats an earlier one."""
+    spent. Each look's rollouts get their own seed, so no rollout repeats an earlier one.
+
+    With ``parallel``, each worker runs every look of its chunk of states (one process, one restore and one
+    compilation per chunk), stopping its chunk at the chunk's first unsafe state; the looks are then replayed here in
+    order, and a look after the first unsafe one anywhere is never read. A state's rollouts at a look depend only on
+    the look and the state, so the certificate is the one a single process writes."""
     from ..rollout.acting import override_rate
 
     test = sequential_test(options, len(audited))
+    horizon, ids = options.spec.horizon, list(range(len(audited)))
+    if parallel is None or len(audited) < 2:
+        looks = sequential_looks(restored, audited, ids, test, options.seed, key, horizon)
+    else:
+        looks = _parallel_looks(restored, audited, ids, test, options.seed, key, horizon, parallel)
     a = len(audited)
     k, n, code = np.zeros(a, np.int64), np.zeros(a, np.int64), np.zeros(a, np.int64)
     overrides = steps = 0
@@ -525,17 +537,59 @@ def _sequential_deployed(restored, audited: list, index: list[int], options: Cer
         live = np.flatnonzero(code == CONTINUE)
         if not live.size or (code == UNSAFE).any():
             break
-        seed = int(np.random.SeedSequence([options.seed, 17, look]).generate_state(1)[0])
-        states, ids = [audited[i] for i in live], live.tolist()
-        horizon = options.spec.horizon
-        k_look, o, s = rollout_counts(restored, "deployed", states, ids, draw, seed, 1, key, horizon, parallel)
-        k[live] += k_look
+        counts, o, s = looks[look]  # every state live here ran this look, in whichever chunk it was
+        k[live] += [counts[i] for i in live]
         n[live] += draw
         code[live] = test.decide(k[live], look)
         overrides, steps = overrides + o, steps + s
     rate = override_rate(overrides, steps)
     delta, h = options.shares["deployed"], options.spec.horizon
     return DeployedAudit.from_sequence(k, n, index, test, delta, h, override_rate=rate, policy=name)
+
+
+def sequential_looks(restored, states: list, ids: list[int], test: ThresholdTest, seed: int, key, horizon: int):
+    """The looks :func:`_sequential_deployed` reads, for ``states`` (their ids in the audit ``ids``): each state's
+    deployed rollouts until ``test`` decides it, all of them until one is decided unsafe or the budget is spent.
+
+    Returns
+    -------
+    ``{look: ({id: violating rollouts}, overrides, executed steps)}``
+    """
+    k, code = np.zeros(len(states), np.int64), np.zeros(len(states), np.int64)
+    looks = {}
+    for look, draw in enumerate(int(d) for d in test.draws):
+        live = np.flatnonzero(code == CONTINUE)
+        if not live.size or (code == UNSAFE).any():
+            break
+        look_seed = int(np.random.SeedSequence([seed, 17, look]).generate_state(1)[0])
+        live_states, live_ids = [states[i] for i in live], [ids[i] for i in live]
+        k_look, o, s = rollout_counts(restored, "deployed", live_states, live_ids, draw, look_seed, 1, key, horizon)
+        k[live] += k_look
+        code[live] = test.decide(k[live], look)
+        looks[look] = (dict(zip(live_ids, (int(x) for x in k_look), strict=True)), int(o), int(s))
+    return looks
+
+
+def _parallel_looks(restored, states, ids, test, seed, key, horizon, parallel: Parallel):
+    """:func:`sequential_looks` with the states split over ``parallel``'s workers, merged look by look."""
+    run = (str(restored.checkpoint_dir.parent.parent), int(restored.step))
+    jobs = [(*run, *chunk, test, seed, _host(key), horizon) for chunk in _chunks(states, ids, parallel)]
+    merged: dict[int, tuple[dict, int, int]] = {}
+    for looks in _worker_results(sequential_job, jobs, parallel):
+        for look, (counts, o, s) in looks.items():
+            before = merged.get(look, ({}, 0, 0))
+            merged[look] = ({**before[0], **counts}, before[1] + o, before[2] + s)
+    return merged
+
+
+def sequential_job(run: str, step: int, states, ids, test: ThresholdTest, seed: int, key, horizon: int):
+    """One worker's share of :func:`_parallel_looks`: restore the checkpoint, run every look of its states."""
+    import jax.numpy as jnp
+
+    from ..rollout.restore import restore_agent
+
+    restored = restore_agent(run, step)
+    return sequential_looks(restored, states, ids, test, seed, jnp.asarray(key), horizon)
 
 
 DELTA_METHOD = (
