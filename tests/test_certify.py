@@ -481,9 +481,9 @@ def test_the_deployed_section_names_a_sequential_shield_and_its_guarantee():
 
 @pytest.mark.end_to_end
 def test_parallel_certificates_are_the_single_process_ones(certified, tmp_path, monkeypatch, capsys):
-    """``--workers 2``: both checkpoints certified side by side, and one checkpoint's audit rollouts (fixed and
-    sequential) split over two worker processes, give the certificates one process writes (every field but when and
-    where it was written)."""
+    """``--workers 2``: both checkpoints certified side by side, one checkpoint's audit rollouts (fixed and
+    sequential) and its model level's chunks split over two worker processes, give the certificates one process
+    writes (every field but when and where it was written)."""
     logdir = tmp_path / "run"
     shutil.copytree(certified[0], logdir)
     single = {step: read_certificate(logdir / "certificates" / f"{step}.json") for step in (60, 120)}
@@ -497,9 +497,14 @@ def test_parallel_certificates_are_the_single_process_ones(certified, tmp_path, 
     result = check_recomputation(single[60], read_certificate(logdir / "certificates" / "60.json"))
     assert result.ok, result.reason
     sequential = ["--checkpoints", "60", *SMALL, "--sequential", "--max-rollouts", "64"]
-    for extra in ([], ["--workers", "2"]):
-        code, _, err = run(["certify", str(logdir), *sequential, *extra], monkeypatch, capsys)
-        assert code == 0 and not err, err
-        single[extra != []] = read_certificate(logdir / "certificates" / "60.json")
-    result = check_recomputation(single[False], single[True])
-    assert result.ok, result.reason
+    # 16,384 traces per state: the model level's chunks hold 2 states, so its 3 chunks are split over the workers
+    many_traces = ["--checkpoints", "60", *SMALL, "--samples", "16384"]
+    for options in (sequential, many_traces):
+        for extra in ([], ["--workers", "2"]):
+            code, _, err = run(["certify", str(logdir), *options, *extra], monkeypatch, capsys)
+            assert code == 0 and not err, err
+            single[extra != []] = read_certificate(logdir / "certificates" / "60.json")
+        if options is many_traces:
+            assert single[True]["model"]["samples"] == 16384 and single[True]["model"]["states"] == 6
+        result = check_recomputation(single[False], single[True])
+        assert result.ok, result.reason

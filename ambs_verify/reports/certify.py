@@ -173,9 +173,10 @@ class CertifyOptions:
 
 @dataclass(frozen=True)
 class Parallel:
-    """Where a certificate's audit rollouts run (:mod:`ambs_verify.executors`): the audited states are split into
-    ``workers`` chunks, each rolled out in a process of its own that restores the checkpoint. Each state's rollouts
-    are seeded by the state's index, whatever chunk it is in, and the counts are integers, so the certificate is
+    """Where a certificate's model level and audit rollouts run (:mod:`ambs_verify.executors`): the model level's
+    chunks of states, and the audited states, are split into ``workers`` shares, each run in a process of its own
+    that restores the checkpoint. A chunk's traces are keyed by the chunk's first state and each state's rollouts
+    are seeded by the state's index, whatever worker runs them, and the counts are integers, so the certificate is
     the one a single process writes. Not recorded in the certificate: it does not change it."""
 
     executor: str = "local"
@@ -275,35 +276,60 @@ def select_checkpoints(available: list[int], which: list[str]) -> list[int]:
 # --------------------------------------------------------------------------------------------- sections
 
 
-def _model_section(restored, states: list, options: CertifyOptions, delta: float, key) -> ModelLevel:
+MODEL_CHUNK_TRACES = 32768  # traces per jitted model-level call: a chunk of states' worth
+
+
+def _model_section(restored, states: list, options: CertifyOptions, delta: float, key, parallel=None) -> ModelLevel:
+    """The model level over the visited states, in chunks of ``MODEL_CHUNK_TRACES // samples`` states, chunk ``i``
+    drawing its traces with ``fold_in(key, first state of the chunk)``; with ``parallel`` the chunks are split over
+    its workers, and the counts are the same."""
+    from ..rollout.acting import stack_trees
+
+    chunk = max(1, MODEL_CHUNK_TRACES // options.samples)
+    starts = list(range(0, len(states), chunk))
+    batches = [stack_trees([s.posterior for s in states[i : i + chunk]]) for i in starts]
+    sampling = (options.samples, options.spec.horizon)
+    if parallel is None or len(starts) < 2:
+        counts = model_counts(restored, batches, starts, *sampling, key)
+    else:
+        import jax
+
+        run = (str(restored.checkpoint_dir.parent.parent), int(restored.step))
+        groups = [g for g in np.array_split(np.arange(len(starts)), parallel.workers) if g.size]
+        jobs = [
+            (*run, jax.device_get([batches[i] for i in g]), [starts[i] for i in g], *sampling, _host(key))
+            for g in groups
+        ]
+        counts = [c for result in _worker_results(model_job, jobs, parallel) for c in result]
+    k = np.concatenate(counts) if counts else np.zeros(0, int)
+    spec = options.spec
+    return ModelLevel.from_counts(k, options.samples, delta, options.method, spec.horizon, spec.p_max)
+
+
+def model_counts(restored, batches: list, starts: list[int], samples: int, horizon: int, key) -> list[np.ndarray]:
+    """Violating model traces per state for each chunk of posteriors ``batches`` (chunk ``i`` keyed by
+    ``fold_in(key, starts[i])``): :func:`~ambs_verify.agents.shield.model_violation_counts`, jitted once."""
     import jax
 
     from ..agents.shield import model_violation_counts
-    from ..rollout.acting import stack_trees
 
     learner = restored.agent.learner
     cost_val = float(restored.agent.config.safety.cost_val)
     fn = jax.jit(
         lambda state, post, k: model_violation_counts(
-            learner.wm,
-            learner.task,
-            state["wm"]["params"],
-            state["task"],
-            post,
-            options.samples,
-            options.spec.horizon,
-            cost_val,
-            k,
+            learner.wm, learner.task, state["wm"]["params"], state["task"], post, samples, horizon, cost_val, k
         )
     )
-    chunk = max(1, 32768 // options.samples)
-    counts = []
-    for start in range(0, len(states), chunk):
-        batch = stack_trees([s.posterior for s in states[start : start + chunk]])
-        counts.append(np.asarray(fn(restored.state, batch, jax.random.fold_in(key, start))))
-    k = np.concatenate(counts) if counts else np.zeros(0, int)
-    spec = options.spec
-    return ModelLevel.from_counts(k, options.samples, delta, options.method, spec.horizon, spec.p_max)
+    return [np.asarray(fn(restored.state, b, jax.random.fold_in(key, i))) for b, i in zip(batches, starts, strict=True)]
+
+
+def model_job(run: str, step: int, batches: list, starts: list[int], samples: int, horizon: int, key):
+    """One worker's share of the model level: restore the checkpoint, count its chunks."""
+    import jax.numpy as jnp
+
+    from ..rollout.restore import restore_agent
+
+    return model_counts(restore_agent(run, step), batches, starts, samples, horizon, jnp.asarray(key))
 
 
 def _bench(task: str, episodes, cost_rate: float | None) -> dict | None:
@@ -353,8 +379,8 @@ def certify_checkpoint(
     """The certificate (a schema-valid dict) of checkpoint ``step`` of the run at ``run_path``.
 
     ``progress(done, total, phase)`` is called as evaluation episodes finish (``phase`` "evaluation episodes")
-    and as the audits finish ("audit rollouts"). ``parallel`` splits the audit rollouts over worker processes
-    (:class:`Parallel`); the certificate is the same.
+    and as the audits finish ("audit rollouts"). ``parallel`` splits the model level's chunks of states and the
+    audit rollouts over worker processes (:class:`Parallel`); the certificate is the same.
     """
     import jax
 
@@ -377,7 +403,7 @@ def certify_checkpoint(
     episodes, labels, states = run_episodes(restored.policy(), envs, options.seed, k_eval, options.states, shown)
     spec = options.spec
     if restored.has_model:
-        model = _model_section(restored, states, options, shares["model"], k_model)
+        model = _model_section(restored, states, options, shares["model"], k_model, parallel)
     else:
         why = f"agent {config.agent!r} has no world model to sample traces from"
         model = ModelLevel(shares["model"], spec.horizon, options.samples, options.method, spec.p_max, reason=why)

@@ -44,11 +44,12 @@ def configure_jax(config: Config, split: bool = False) -> None:
     them again (about a third of its time on the quickstart). With ``split`` (training) and ``jax.devices`` N > 1 on
     ``cpu``, the host is split into N devices, unless ``XLA_FLAGS`` already sets their number. Call before any JAX
     computation; later calls are ignored."""
-    platform = {"gpu": "cuda"}.get(config.jax.platform, config.jax.platform)
+    platform = _platform(config)
+    host_devices = config.jax.devices if split and platform == "cpu" else 1
     try:
         jax.config.update("jax_platforms", platform)
-        if split and platform == "cpu" and config.jax.devices > 1 and HOST_DEVICES_FLAG not in _xla_flags():
-            jax.config.update("jax_num_cpu_devices", config.jax.devices)
+        if host_devices > 1 and HOST_DEVICES_FLAG not in os.environ.get("XLA_FLAGS", ""):
+            jax.config.update("jax_num_cpu_devices", host_devices)
     except RuntimeError:  # the backend is already initialised
         pass
     try:
@@ -65,8 +66,9 @@ def configure_jax(config: Config, split: bool = False) -> None:
             jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 
-def _xla_flags() -> str:
-    return os.environ.get("XLA_FLAGS", "")
+def _platform(config: Config) -> str:
+    """JAX's name for ``jax.platform`` (``gpu`` is ``cuda``)."""
+    return {"gpu": "cuda"}.get(config.jax.platform, config.jax.platform)
 
 
 def data_parallel(config: Config) -> DataParallel | None:
@@ -78,7 +80,7 @@ def data_parallel(config: Config) -> DataParallel | None:
         One line: more devices than JAX has, a model-free baseline (one device), or a ``replay.batch_size`` that
         does not split evenly.
     """
-    platform = {"gpu": "cuda"}.get(config.jax.platform, config.jax.platform)
+    platform = _platform(config)
     available = jax.devices(platform)
     wanted = config.jax.devices or len(available)
     if wanted == 1:
