@@ -13,6 +13,7 @@ FAST += ["--run.log_every", "50", "--run.save_every", "100", "--replay.batch_siz
 FAST += ["--run.train_ratio", "32", "--shield_horizon", "5"]
 
 
+@pytest.mark.end_to_end  # three trainings (81 s): with the learning tests, to keep the suite under 10 minutes
 def test_train_logs_checkpoints_resumes_and_stops_when_it_diverges(tmp_path, monkeypatch, capsys):
     from ambs_verify import checkpoints as checkpoint
 
